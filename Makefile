@@ -1,0 +1,20 @@
+# gr-e2e: every target sets itself up first (scripts/setup.sh is idempotent and
+# takes seconds when everything is present), then runs inside setup_env.sh.
+SHELL := /bin/bash
+RUN := source ./setup_env.sh && export MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen &&
+
+.PHONY: setup demo test bench clean
+setup:
+	@bash scripts/setup.sh
+
+demo: setup  ## the main job: train, evaluate, run the loopback flowgraph -> results/
+	@$(RUN) python apps/demo.py --out results
+
+test: setup  ## the whole test suite (pytest)
+	@$(RUN) python -m pytest $(or $(TESTS),tests) $(PYTEST_ARGS)
+
+bench: setup  ## throughput of nn_decoder against the stock C++ chain
+	@$(RUN) python bench/throughput.py
+
+clean:
+	rm -rf build prefix build.log setup_env.sh
