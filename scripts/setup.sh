@@ -50,8 +50,8 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     cmake -S . -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$PREFIX" \
         -DPYTHON_EXECUTABLE=/usr/bin/python3 >"$BUILD.log" 2>&1 || { cat "$BUILD.log" >&2; exit 1; }
 fi
-cmake --build "$BUILD" >/dev/null
-cmake --install "$BUILD" >/dev/null
+# Reconfigures by itself when a file is added (CONFIGURE_DEPENDS globs).
+{ cmake --build "$BUILD" && cmake --install "$BUILD"; } >"$BUILD.log" 2>&1 || { cat "$BUILD.log" >&2; exit 1; }
 
 # --- 4. setup_env.sh -----------------------------------------------------------
 pydir=$(cat "$BUILD/python_dir.txt")
