@@ -17,4 +17,4 @@ bench: setup  ## throughput of nn_decoder against the stock C++ chain
 	@$(RUN) python bench/throughput.py
 
 clean:
-	rm -rf build prefix build.log setup_env.sh
+	rm -rf build prefix setup_env.sh

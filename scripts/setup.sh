@@ -45,13 +45,14 @@ if [ "$(cat "$VENV/.requirements-hash" 2>/dev/null)" != "$req_hash" ]; then
 fi
 
 # --- 3. build and install the OOT module into ./prefix ---------------------------
+mkdir -p "$BUILD"
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     log "configuring the OOT module (install prefix $PREFIX)"
     cmake -S . -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$PREFIX" \
-        -DPYTHON_EXECUTABLE=/usr/bin/python3 >"$BUILD.log" 2>&1 || { cat "$BUILD.log" >&2; exit 1; }
+        -DPYTHON_EXECUTABLE=/usr/bin/python3 >"$BUILD/setup.log" 2>&1 || { cat "$BUILD/setup.log" >&2; exit 1; }
 fi
 # Reconfigures by itself when a file is added (CONFIGURE_DEPENDS globs).
-{ cmake --build "$BUILD" && cmake --install "$BUILD"; } >"$BUILD.log" 2>&1 || { cat "$BUILD.log" >&2; exit 1; }
+{ cmake --build "$BUILD" && cmake --install "$BUILD"; } >"$BUILD/setup.log" 2>&1 || { cat "$BUILD/setup.log" >&2; exit 1; }
 
 # --- 4. setup_env.sh -----------------------------------------------------------
 pydir=$(cat "$BUILD/python_dir.txt")
