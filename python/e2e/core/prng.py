@@ -28,7 +28,7 @@ def numpy_rng(seed, *path):
 def torch_generator(seed, *path, device="cpu"):
     """A torch.Generator seeded from (seed, *path)."""
     g = torch.Generator(device=device)
-    g.manual_seed(int(seed_sequence(seed, *path).generate_state(1, np.uint64)[0] >> 1))
+    g.manual_seed(int(seed_sequence(seed, *path).generate_state(1, np.uint64)[0]) >> 1)
     return g
 
 

@@ -61,7 +61,8 @@ def train_model_aware(encoder, decoder, channel, *, steps, batch_size=1000, lr=1
     M = encoder.config.M
     encoder.train(), decoder.train()
     history = {"step": [], "loss": [], "lr": []}
-    bar = tqdm(total=steps, desc=desc, leave=False) if progress and tqdm else None
+    # disable=None: bars only on a terminal, so logs and CI output stay readable.
+    bar = tqdm(total=steps, desc=desc, leave=False, disable=None) if progress and tqdm else None
     running = 0.0
     for step in range(steps):
         m = torch.from_numpy(prng.batch_messages(seed, step, batch_size, M))
@@ -85,3 +86,54 @@ def train_model_aware(encoder, decoder, channel, *, steps, batch_size=1000, lr=1
         bar.close()
     encoder.eval(), decoder.eval()
     return history
+
+
+@torch.no_grad()
+def validation_errors(encoder, decoder, channel, *, blocks=100_000, seed=0):
+    """Block errors of the neural decoder on `blocks` fresh messages (held-out seed)."""
+    m = torch.from_numpy(prng.numpy_rng(seed, prng.EVAL, 10**6).integers(0, encoder.config.M, blocks))
+    return int((decoder(channel(encoder(m))).argmax(dim=1) != m).sum())
+
+
+def fit_link(config, make_channel, *, steps, batch_size=1000, lr=1e-2, lr_schedule="cosine",
+             seed=0, restarts=1, decoder_finetune_steps=0, finetune_channel=None,
+             validation_blocks=100_000, progress=False):
+    """Train `restarts` links from different initialisations and keep the best.
+
+    Gradient descent on an autoencoder lands in different local optima (codes
+    with different minimum distances); a few restarts judged on held-out
+    messages make the result reliable rather than lucky.
+
+    make_channel: callable(generator) -> channel nn.Module for training and
+                  validation (real [batch, 2n] -> real [batch, 2n]).
+    decoder_finetune_steps: extra receiver-only steps on the frozen
+                  constellation, over finetune_channel (default: the training
+                  channel), at lr/10: brings the neural decoder close to ML.
+    Returns (encoder, decoder, report) where report has each restart's
+    validation errors and history, and which one was chosen.
+    """
+    from .models import build
+    _check_positive_int("restarts", restarts)
+    runs = []
+    for r in range(restarts):
+        run_seed = int(prng.seed_sequence(seed, prng.INIT, r).generate_state(1)[0])
+        enc, dec = build(config, seed=run_seed)
+        gen = prng.torch_generator(seed, prng.NOISE, r)
+        hist = train_model_aware(enc, dec, make_channel(gen), steps=steps, batch_size=batch_size,
+                                 lr=lr, lr_schedule=lr_schedule, seed=run_seed, progress=progress,
+                                 desc=f"training {r + 1}/{restarts}")
+        if decoder_finetune_steps:
+            ft = (finetune_channel or make_channel)(prng.torch_generator(seed, prng.NOISE, r, 1))
+            train_model_aware(enc, dec, ft, steps=decoder_finetune_steps, batch_size=batch_size,
+                              lr=lr / 10, lr_schedule=lr_schedule, seed=run_seed + 1, train=("decoder",),
+                              progress=progress, desc=f"receiver fine-tune {r + 1}/{restarts}")
+        errors = validation_errors(enc, dec, make_channel(prng.torch_generator(seed, prng.EVAL, r)),
+                                   blocks=validation_blocks, seed=seed)
+        runs.append({"restart": r, "seed": run_seed, "validation_errors": errors,
+                     "validation_blocks": validation_blocks, "final_loss": hist["loss"][-1],
+                     "history": hist, "models": (enc, dec)})
+    best = min(runs, key=lambda x: (x["validation_errors"], x["final_loss"]))
+    enc, dec = best.pop("models")
+    for x in runs:
+        x.pop("models", None)
+    return enc, dec, {"chosen": best["restart"], "runs": runs}

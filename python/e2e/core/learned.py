@@ -1,0 +1,44 @@
+"""A trained encoder/decoder pair seen through the evaluator's link interface.
+
+Link interface (see baselines.py): attributes M, n, mode, name;
+transmit(messages int64 [B]) -> complex [B, n];
+receive(y complex [B, n], n0) -> int64 [B].
+"""
+import numpy as np
+import torch
+
+from .baselines import ml_detect
+from .models import complex_to_real
+
+
+class LearnedLink:
+    """Learned constellation, detected by the neural decoder or by ML.
+
+    detector='nn': the trained Decoder (what the nn_decoder block runs).
+    detector='ml': minimum-distance detection on the learned codebook, the
+    optimum the neural decoder is measured against.
+    """
+
+    def __init__(self, encoder, decoder=None, detector="nn", name=None, chunk=65536):
+        if detector not in ("nn", "ml"):
+            raise ValueError(f"detector must be 'nn' or 'ml', got {detector!r}")
+        if detector == "nn" and decoder is None:
+            raise ValueError("detector='nn' needs a decoder")
+        c = encoder.config
+        self.M, self.n, self.mode = c.M, c.n, c.mode
+        self.codebook = encoder.symbol_table().astype(np.complex128)
+        self.decoder, self.detector, self.chunk = decoder, detector, chunk
+        self.name = name or f"learned ({detector})"
+
+    def transmit(self, messages):
+        return self.codebook[messages]
+
+    @torch.no_grad()
+    def receive(self, y, n0):
+        if self.detector == "ml":
+            return ml_detect(y, self.codebook, self.mode)
+        out = np.empty(len(y), dtype=np.int64)
+        for i in range(0, len(y), self.chunk):
+            yr = torch.from_numpy(complex_to_real(y[i:i + self.chunk]).astype(np.float32))
+            out[i:i + self.chunk] = self.decoder(yr).argmax(dim=1).numpy()
+        return out
