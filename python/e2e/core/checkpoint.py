@@ -18,7 +18,7 @@ from .config import LinkConfig
 from .models import Decoder, Encoder
 
 CONFIG_KEY = "gr_e2e_config"
-_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2; torch.save zip
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save (zip container)
 _MAX_HEADER = 100 * 1024 * 1024
 
 
@@ -67,9 +67,21 @@ def save(path, config, encoder=None, decoder=None, metadata=None):
     return path
 
 
+def _is_pickle(data):
+    """torch.save zip, or a pickle of protocol 2..5 (PROTO opcode 0x80, then the protocol).
+
+    A safetensors file starts with its header length as a little-endian u64,
+    whose low byte is 0x80 for 1 header length in 32 (headers are padded to 8
+    bytes); its JSON header then opens at byte 8, where a pickle never has '{'.
+    """
+    if data[:4] == _ZIP_MAGIC:
+        return True
+    return data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and data[8:9] != b"{"
+
+
 def _parse(data, source):
     """bytes -> (metadata dict, tensors dict), refusing anything but safetensors."""
-    if data[:4] == _PICKLE_MAGIC[1] or data[:1] == _PICKLE_MAGIC[0]:
+    if _is_pickle(data):
         raise CheckpointError(source, "is a pickled (torch.save) file; gr-e2e only loads safetensors "
                                       "checkpoints and never unpickles")
     if len(data) < 8:
@@ -85,8 +97,16 @@ def _parse(data, source):
         raise CheckpointError(source, "is not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
         raise CheckpointError(source, "is not a safetensors file (header is not a JSON object)")
-    ends = [v["data_offsets"][1] for k, v in header.items()
-            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    ends = []
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        offsets = v.get("data_offsets") if isinstance(v, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(type(o) is int and o >= 0 for o in offsets)):
+            raise CheckpointError(source, f"is a corrupt safetensors file (tensor {k!r} has no valid "
+                                          f"data_offsets)")
+        ends.append(offsets[1])
     if ends and len(data) < 8 + header_len + max(ends):
         raise CheckpointError(source, f"is truncated: tensors need {8 + header_len + max(ends)} bytes, "
                                       f"file has {len(data)}")
