@@ -79,7 +79,7 @@ def evaluate_bler(link, ebn0_db_grid, *, min_errors=100, max_blocks=1_000_000,
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(points, desc=str(getattr(link, "name", "link")), unit="pt")
+        bar = tqdm(points, desc=str(getattr(link, "name", "link")), unit="pt", disable=None)
         points = bar
     results = []
     for i in points:
