@@ -70,10 +70,20 @@ def parse_grid(text):
 def _positive_int(text):
     try:
         v = int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: 'inf'
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if v < 1 or v != float(text):
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
+
+
+def _nonnegative_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
     return v
 
 
@@ -254,9 +264,9 @@ def build_parser():
     t.add_argument("--lr-schedule", choices=["cosine", "constant", "step"], default="cosine")
     t.add_argument("--restarts", type=_positive_int, default=1,
                    help="train this many initialisations, keep the best on held-out messages")
-    t.add_argument("--decoder-finetune-steps", type=int, default=0,
+    t.add_argument("--decoder-finetune-steps", type=_nonnegative_int, default=0,
                    help="receiver-only steps on the frozen constellation afterwards")
-    t.add_argument("--seed", type=int, default=0, help="seed of every random stream")
+    t.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of every random stream")
     t.add_argument("--threads", type=_positive_int, default=1,
                    help="torch CPU threads")
     t.add_argument("--out", required=True, help="output folder")
@@ -268,11 +278,11 @@ def build_parser():
     e.add_argument("--checkpoint", required=True, help=".safetensors checkpoint from gr_e2e train")
     e.add_argument("--ebn0-db", default="0:8:1", help="Eb/N0 grid: START:STOP:STEP or a comma list")
     e.add_argument("--min-errors", type=_positive_int, default=100, help="stop a point after this many block errors")
-    e.add_argument("--max-blocks", type=lambda s: _positive_int(str(int(float(s)))), default=1_000_000,
+    e.add_argument("--max-blocks", type=_positive_int, default=1_000_000,
                    help="... or after this many blocks")
     e.add_argument("--baselines", default="auto",
                    help=f"comma list from {', '.join(BASELINES)}; auto picks by M, n and mode")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=_nonnegative_int, default=0)
     e.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads")
     e.add_argument("--out", required=True, help="output folder for bler.json and bler.png")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -293,6 +303,10 @@ def main(argv=None):
     except ValueError as e:  # UsageError, CheckpointError and core validation errors
         print(f"gr_e2e: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an output path that cannot be written (--out names a file, no folder, ...)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"gr_e2e: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("gr_e2e: interrupted", file=sys.stderr)
         return 130
