@@ -1,0 +1,136 @@
+"""GRC: our .block.yml files load in GRC's own platform; the examples compile with grcc."""
+import logging
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from gnuradio import gr
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BLOCK_FILES = sorted((ROOT / "grc").glob("*.block.yml"))
+EXAMPLES = sorted((ROOT / "examples").glob("*.grc"))
+OUR_IDS = {"e2e_nn_encoder", "e2e_nn_decoder", "e2e_block_error_counter"}
+
+
+@pytest.fixture(scope="module")
+def platform_and_log():
+    from gnuradio.grc.core.platform import Platform
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = Keep(level=logging.WARNING)
+    grc_log = logging.getLogger("gnuradio.grc")
+    grc_log.addHandler(handler)
+    try:
+        platform = Platform(name="gr-e2e tests", prefs=gr.prefs(), version=gr.version(),
+                            version_parts=(gr.major_version(), gr.api_version(), gr.minor_version()))
+        platform.build_library()
+    finally:
+        grc_log.removeHandler(handler)
+    return platform, records
+
+
+def test_grc_blocks_path_has_our_install():
+    paths = os.environ.get("GRC_BLOCKS_PATH", "").split(os.pathsep)
+    assert str(ROOT / "prefix" / "share" / "gnuradio" / "grc" / "blocks") in paths
+
+
+def test_block_files_load_without_errors(platform_and_log):
+    platform, records = platform_and_log
+    ids = set()
+    for path in BLOCK_FILES:
+        block_id = path.name[: -len(".block.yml")]
+        ids.add(block_id)
+        assert block_id in platform.blocks, f"{path.name} did not load"
+        block = platform.blocks[block_id]
+        # GRC read the installed copy: it must be this file, not a stale one.
+        assert pathlib.Path(block.loaded_from).read_bytes() == path.read_bytes(), \
+            f"{block.loaded_from} differs from {path}: run `make setup`"
+        assert block.category == ["E2E Learning"]
+        assert "".join(block.documentation.values()).strip(), f"{block_id} has no documentation"
+    assert ids == OUR_IDS
+    ours = [r.getMessage() for r in records if any(i in r.getMessage() or i in str(r.args) for i in OUR_IDS)]
+    assert ours == [], ours
+
+
+@pytest.fixture
+def flow_graph(platform_and_log):
+    return platform_and_log[0].make_flow_graph()
+
+
+def errors_of(fg, block):
+    fg.rewrite()
+    fg.validate()
+    return [e for e in block.get_error_messages() if "Assertion" in e]
+
+
+@pytest.mark.parametrize("block_id, param, good, bad", [
+    ("e2e_nn_encoder", "M", ["2", "16", "256"], ["1", "257", "-1"]),
+    ("e2e_nn_encoder", "n", ["1", "7"], ["0", "-2"]),
+    ("e2e_nn_decoder", "M", ["2", "256"], ["1", "300"]),
+    ("e2e_nn_decoder", "n", ["1"], ["0"]),
+    ("e2e_nn_decoder", "torch_threads", ["0", "4"], ["-1"]),
+    ("e2e_block_error_counter", "bits_per_message", ["0", "8"], ["9", "-1"]),
+    ("e2e_block_error_counter", "report_every", ["0", "1000"], ["-1"]),
+])
+def test_parameter_asserts(flow_graph, block_id, param, good, bad):
+    block = flow_graph.new_block(block_id)
+    for value in good:
+        block.params[param].set_value(value)
+        assert errors_of(flow_graph, block) == [], (param, value)
+    for value in bad:
+        block.params[param].set_value(value)
+        assert errors_of(flow_graph, block), f"{param}={value} was accepted"
+
+
+def test_templates_and_ports(flow_graph):
+    enc = flow_graph.new_block("e2e_nn_encoder")
+    enc.params["checkpoint"].set_value("'link.safetensors'")
+    dec = flow_graph.new_block("e2e_nn_decoder")
+    dec.params["checkpoint"].set_value("'link.safetensors'")
+    cnt = flow_graph.new_block("e2e_block_error_counter")
+    flow_graph.rewrite()
+    assert enc.templates.render("make") == "e2e.nn_encoder('link.safetensors', 16, 7)"
+    assert enc.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
+    assert dec.templates.render("make") == \
+        "e2e.nn_decoder('link.safetensors', 16, 7, probabilities=False, torch_threads=1)"
+    assert dec.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
+    assert cnt.templates.render("make") == "e2e.block_error_counter(bits_per_message=0, report_every=0)"
+    for block in (enc, dec):
+        weights = [p for p in block.sinks if p.key == "weights"]
+        assert len(weights) == 1 and weights[0].domain == "message" and weights[0].optional
+    metrics = [p for p in cnt.sources if p.key == "metrics"]
+    assert len(metrics) == 1 and metrics[0].domain == "message" and metrics[0].optional
+    # The probabilities output appears, as float vectors of length M, only when asked for.
+    prob = dec.sources[1]
+    assert prob.hidden and prob.optional
+    dec.params["probabilities"].set_value("True")
+    dec.params["M"].set_value("32")
+    flow_graph.rewrite()
+    assert not prob.hidden and not prob.optional and (prob.dtype, prob.vlen) == ("float", 32)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("grc", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_compiles(grc, tmp_path):
+    result = subprocess.run(["grcc", "-o", str(tmp_path), str(grc)], capture_output=True, text=True,
+                            timeout=100)
+    assert result.returncode == 0, result.stdout + result.stderr
+    generated = list(tmp_path.glob("*.py"))
+    assert len(generated) == 1, result.stdout
+    compile(generated[0].read_text(), str(generated[0]), "exec")
+
+
+def test_there_are_examples():
+    names = {p.name for p in EXAMPLES}
+    assert {"awgn_loopback.grc", "awgn_loopback_headless.grc"} <= names
+    assert (ROOT / "examples" / "README.md").is_file()
+    readme = (ROOT / "examples" / "README.md").read_text()
+    for name in names:
+        assert name in readme, f"examples/README.md does not index {name}"

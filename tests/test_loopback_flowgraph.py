@@ -1,0 +1,111 @@
+"""The example loopback flowgraphs, compiled by grcc and run headless.
+
+The BLER the headless flowgraph measures is compared with the core evaluator
+(evaluation.evaluate_bler on LearnedLink) at the same Eb/N0. A plain
+two-proportion test would be wrong here: channel_model's noise is drawn from
+a fixed pool of 16384 Gaussian samples (fastnoise_source_c), so one run's
+BLER also carries that pool's draw. Measured with this link at 3 dB over
+12 noise seeds x 200000 messages: between-run std 8.2e-4 against a binomial
+3.8e-4. So the flowgraph runs K times with independent seeds (new messages,
+new noise pool) and the test is Welch's t-test of the K run BLERs against
+the evaluator's estimate, whose own binomial variance is added: the
+two-proportion test with the flowgraph's variance measured rather than
+assumed. Confidence 99.9%, two-sided.
+"""
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gnuradio.e2e.core import evaluation, learned
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EBN0_DB = 3.0  # the tiny link's BLER is about 3e-2 here
+RUNS = 10
+# Student t quantile, 99.95% one-sided (99.9% two-sided), RUNS - 1 = 9 degrees
+# of freedom. Welch-Satterthwaite's degrees of freedom are never below
+# RUNS - 1 here, so this quantile is conservative.
+T_999_DOF9 = 4.780912
+
+
+def compile_example(name, out_dir):
+    subprocess.run(["grcc", "-o", str(out_dir), os.path.join(ROOT, "examples", name)],
+                   check=True, capture_output=True, timeout=100)
+    return os.path.join(str(out_dir), name.replace(".grc", ".py"))
+
+
+@pytest.fixture(scope="module")
+def headless(tmp_path_factory):
+    path = compile_example("awgn_loopback_headless.grc", tmp_path_factory.mktemp("grcc"))
+    spec = importlib.util.spec_from_file_location("awgn_loopback_headless", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.awgn_loopback_headless
+
+
+def run(top_block_cls, **kwargs):
+    tb = top_block_cls(**kwargs)
+    tb.run()
+    return tb.e2e_block_error_counter_0
+
+
+@pytest.mark.timeout(120)
+def test_high_snr_is_error_free(headless, tiny_link):
+    """Catches misaligned message boundaries (BLER ~0.9 without the delay block)."""
+    num = 20000
+    counter = run(headless, checkpoint=tiny_link.path, ebn0_db=20.0, num_messages=num, seed=1)
+    # channel_model keeps the last 5-12 samples of a finite run: 1 or 2 messages.
+    assert num - 2 <= counter.blocks() <= num
+    assert counter.errors() == 0
+    assert counter.bits() == 4 * counter.blocks()  # log2(16) bits per message counted
+
+
+@pytest.mark.timeout(120)
+def test_bler_agrees_with_core_evaluator(headless, tiny_link):
+    num = 30000
+    blers = []
+    for i in range(RUNS):
+        counter = run(headless, checkpoint=tiny_link.path, ebn0_db=EBN0_DB, num_messages=num, seed=10 * i)
+        assert counter.blocks() >= num - 2
+        blers.append(counter.bler())
+    blers = np.array(blers)
+    point = evaluation.evaluate_bler(learned.LearnedLink(tiny_link.encoder, tiny_link.decoder), [EBN0_DB],
+                                     min_errors=10 ** 9, max_blocks=1_000_000, seed=123)[0]
+    p_ref, n_ref = point["bler"], point["blocks"]
+    assert 1e-2 < p_ref < 1e-1, "the tiny link is not in the BLER range this test is built for"
+    se = math.sqrt(blers.var(ddof=1) / RUNS + p_ref * (1 - p_ref) / n_ref)
+    t = (blers.mean() - p_ref) / se
+    assert abs(t) < T_999_DOF9, (f"flowgraph BLER {blers.mean():.5f} (runs {np.round(blers, 5)}) vs "
+                                 f"evaluator {p_ref:.5f} over {n_ref} blocks: t = {t:.2f}")
+
+
+@pytest.mark.timeout(180)
+def test_gui_flowgraph_runs_offscreen(tmp_path, tiny_link):
+    path = compile_example("awgn_loopback.grc", tmp_path)
+    num = 3000
+    driver = f"""
+import importlib.util, json, sys
+from PyQt5 import Qt
+app = Qt.QApplication(sys.argv)
+spec = importlib.util.spec_from_file_location("awgn_loopback", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+tb = module.awgn_loopback(checkpoint={tiny_link.path!r}, ebn0_db=4.0, num_messages={num}, rate=1e6)
+tb.start()
+tb.wait()
+c = tb.e2e_block_error_counter_0
+print("RESULT " + json.dumps({{"blocks": c.blocks(), "bler": c.bler()}}))
+tb.stop()
+tb.wait()
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, env=env, timeout=150)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    assert num - 2 <= result["blocks"] <= num
+    assert result["bler"] < 0.1

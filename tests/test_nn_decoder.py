@@ -1,0 +1,204 @@
+"""nn_decoder: batched decisions, probabilities, weights port, construction checks."""
+import numpy as np
+import pmt
+import pytest
+import torch
+from gnuradio import blocks, e2e, gr
+
+from gnuradio.e2e.core import channels, checkpoint, config, learned, models, snr
+
+M, N = 16, 7
+# Decisions whose two best logits are closer than this may flip between two
+# batchings of the same float32 matrix product; they are left out of
+# exact-equality checks.
+AMBIGUOUS_GAP = 1e-4
+
+
+def noisy_symbols(link, count, ebn0_db, seed):
+    """(messages int64 [count], received complex64 [count, n]) over AWGN."""
+    rng = np.random.default_rng(seed)
+    msgs = rng.integers(0, M, count)
+    y = channels.awgn_np(link.encoder.symbol_table()[msgs], snr.n0_from_ebn0_db(ebn0_db, M, N), "complex", rng)
+    return msgs, y.astype(np.complex64)
+
+
+def reference(decoder, y):
+    """Decisions int64 [k] and a mask of unambiguous ones, decoding all of y at once."""
+    with torch.inference_mode():
+        logits = decoder(torch.from_numpy(models.complex_to_real(y)))
+    top2 = torch.topk(logits, 2, dim=1).values
+    return logits.argmax(dim=1).numpy(), (top2[:, 0] - top2[:, 1]).numpy() > AMBIGUOUS_GAP
+
+
+def run_decoder(path, y, probabilities=False):
+    tb = gr.top_block()
+    src = blocks.vector_source_c(y.reshape(-1).tolist())
+    dec = e2e.nn_decoder(path, M, N, probabilities=probabilities)
+    snk = blocks.vector_sink_b()
+    tb.connect(src, dec, snk)
+    psnk = None
+    if probabilities:
+        psnk = blocks.vector_sink_f(M)
+        tb.connect((dec, 1), psnk)
+    tb.run()
+    decided = np.array(snk.data(), dtype=np.int64)
+    probs = np.array(psnk.data(), dtype=np.float32).reshape(-1, M) if probabilities else None
+    return decided, probs
+
+
+@pytest.mark.timeout(60)
+def test_decodes_noiseless_codebook(tiny_link):
+    msgs = np.tile(np.arange(M), 50)
+    decided, _ = run_decoder(tiny_link.path, tiny_link.encoder.symbol_table()[msgs])
+    np.testing.assert_array_equal(decided, msgs)
+
+
+@pytest.mark.timeout(60)
+def test_matches_learned_link_on_noisy_input(tiny_link):
+    msgs, y = noisy_symbols(tiny_link, 20000, 3.0, seed=1)
+    decided, _ = run_decoder(tiny_link.path, y)
+    expected = learned.LearnedLink(tiny_link.encoder, tiny_link.decoder).receive(y.astype(np.complex128), None)
+    _, clear = reference(tiny_link.decoder, y)
+    assert len(decided) == len(msgs)
+    np.testing.assert_array_equal(decided[clear], expected[clear])
+    assert clear.mean() > 0.99  # the exclusion stays marginal
+    assert np.mean(decided != msgs) > 0  # noisy enough that decisions are tested
+
+
+@pytest.mark.timeout(60)
+def test_probabilities_output(tiny_link):
+    msgs, y = noisy_symbols(tiny_link, 3000, 3.0, seed=2)
+    decided, probs = run_decoder(tiny_link.path, y, probabilities=True)
+    assert probs.shape == (len(msgs), M)
+    assert np.all(probs >= 0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    _, clear = reference(tiny_link.decoder, y)
+    np.testing.assert_array_equal(probs.argmax(axis=1)[clear], decided[clear])
+    # Noiseless-ish points are confident, noisy ones less so: the output is not one-hot.
+    assert probs.max(axis=1).min() < 0.9 < np.median(probs.max(axis=1))
+
+
+def run_until_done(dec, y, post, poll, done):
+    """Throttled repeating y -> dec -> sink; post() while it runs; decisions int64."""
+    tb = gr.top_block()
+    src = blocks.vector_source_c(y.reshape(-1).tolist(), True)
+    thr = blocks.throttle(gr.sizeof_gr_complex, 50_000 * N)
+    snk = blocks.vector_sink_b()
+    tb.connect(src, thr, dec, snk)
+    tb.start()
+    try:
+        assert poll(lambda: len(snk.data()) >= 2 * len(y))
+        post()
+        assert poll(done), "the weights message was not handled"
+        grown = len(snk.data()) + 8 * len(y)
+        assert poll(lambda: len(snk.data()) >= grown), "the flowgraph stopped producing"
+    finally:
+        tb.stop()
+        tb.wait()
+    return np.array(snk.data(), dtype=np.int64)
+
+
+@pytest.mark.timeout(60)
+def test_weights_hot_swap_while_running(tiny_link, other_link, poll, as_u8vector, record_logs):
+    _, y = noisy_symbols(tiny_link, 256, 8.0, seed=3)
+    old, old_clear = reference(tiny_link.decoder, y)
+    new, new_clear = reference(other_link.decoder, y)
+    dec = e2e.nn_decoder(tiny_link.path, M, N)
+    log = record_logs(dec)
+    # As a PDU this time: (metadata . u8vector).
+    pdu = pmt.cons(pmt.make_dict(), as_u8vector(checkpoint.to_bytes(other_link.config, None, other_link.decoder)))
+    out = run_until_done(dec, y, lambda: dec._post(pmt.intern("weights"), pdu), poll,
+                         lambda: len(log.of("info")) >= 1)
+    idx = np.arange(len(out)) % len(y)
+    informative = (old != new)[idx] & old_clear[idx] & new_clear[idx]
+    assert informative.mean() > 0.5  # the two decoders really differ
+    is_old, is_new = (out == old[idx])[informative], (out == new[idx])[informative]
+    assert np.all(is_old | is_new), "every decision comes from one of the two decoders"
+    switch = np.argmax(is_new)
+    assert switch > 0 and np.all(is_old[:switch]) and np.all(is_new[switch:])
+    assert log.of("error") == []
+
+
+@pytest.mark.timeout(60)
+def test_malformed_weights_are_logged_and_dropped(tiny_link, poll, record_logs, as_u8vector):
+    _, y = noisy_symbols(tiny_link, 256, 8.0, seed=4)
+    old, clear = reference(tiny_link.decoder, y)
+    dec = e2e.nn_decoder(tiny_link.path, M, N)
+    log = record_logs(dec)
+    good = checkpoint.to_bytes(tiny_link.config, tiny_link.encoder, tiny_link.decoder)
+    cfg4 = config.LinkConfig(M=4, n=7)
+    cfg_n = config.LinkConfig(M=16, n=3)
+    rng = np.random.default_rng(0)
+    bad = [
+        (pmt.intern("weights"), "got a symbol"),
+        (pmt.PMT_NIL, "got a null"),
+        (pmt.init_c32vector(2, [1j, 2]), "got a c32vector"),
+        (pmt.cons(pmt.make_dict(), pmt.intern("x")), "got a pair whose cdr is a symbol"),
+        (as_u8vector(rng.integers(0, 256, 10000, dtype=np.uint8).tobytes()), "safetensors"),
+        (as_u8vector(good[:100]), "truncated"),
+        (as_u8vector(checkpoint.to_bytes(cfg4, *models.build(cfg4, seed=0))), "M=4"),
+        (as_u8vector(checkpoint.to_bytes(cfg_n, *models.build(cfg_n, seed=0))), "n=3"),
+        (as_u8vector(checkpoint.to_bytes(tiny_link.config, tiny_link.encoder, None)), "missing tensors"),
+    ]
+
+    def post():
+        for msg, _ in bad:
+            dec._post(pmt.intern("weights"), msg)
+
+    out = run_until_done(dec, y, post, poll, lambda: len(log.of("error")) >= len(bad))
+    idx = np.arange(len(out)) % len(y)
+    np.testing.assert_array_equal(out[clear[idx]], old[idx][clear[idx]])
+    errors = log.of("error")
+    assert len(errors) == len(bad)
+    for text, (_, expected) in zip(errors, bad):
+        assert "dropped weights message" in text and expected in text, text
+
+
+def test_set_checkpoint(tiny_link, other_link, bad_checkpoints, record_logs):
+    _, y = noisy_symbols(tiny_link, 64, 8.0, seed=5)
+    dec = e2e.nn_decoder(tiny_link.path, M, N)
+    log = record_logs(dec)
+
+    def decide():
+        out = np.empty(len(y), dtype=np.uint8)
+        assert dec.work([y.reshape(-1)], [out]) == len(y)
+        return out.astype(np.int64)
+
+    assert dec.set_checkpoint(other_link.path) is True
+    new, clear = reference(other_link.decoder, y)
+    np.testing.assert_array_equal(decide()[clear], new[clear])
+    path, reason = bad_checkpoints["truncated"]
+    assert dec.set_checkpoint(path) is False
+    np.testing.assert_array_equal(decide()[clear], new[clear])
+    assert path in log.of("error")[0] and reason in log.of("error")[0]
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "truncated", "not_safetensors", "pickle",
+                                  "other_M", "other_n", "encoder_only"])
+def test_construction_refuses_bad_checkpoint(bad_checkpoints, case):
+    path, reason = bad_checkpoints[case]
+    with pytest.raises(checkpoint.CheckpointError, match=reason) as err:
+        e2e.nn_decoder(path, M, N)
+    assert path in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(M=-1, n=7), "M"), (dict(M=2.5, n=7), "M"), (dict(M=300, n=7), "M"),
+    (dict(M=16, n=0), "n"), (dict(M=16, n=7.0), "n"),
+    (dict(M=16, n=7, torch_threads=-1), "torch_threads"), (dict(M=16, n=7, torch_threads=1.5), "torch_threads"),
+])
+def test_bad_parameters_name_the_parameter(tiny_link, kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name} must be an integer"):
+        e2e.nn_decoder(tiny_link.path, **kwargs)
+
+
+def test_torch_threads(tiny_link):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        e2e.nn_decoder(tiny_link.path, M, N, torch_threads=0)
+        assert torch.get_num_threads() == 2  # 0 leaves the process setting alone
+        e2e.nn_decoder(tiny_link.path, M, N, torch_threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
