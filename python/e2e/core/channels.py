@@ -17,7 +17,11 @@ from . import snr
 def _ebn0_tensor(ebn0_db, batch, generator, device):
     """Eb/N0 in dB as a [batch, 1] tensor: fixed, or uniform per example in (lo, hi)."""
     if isinstance(ebn0_db, (tuple, list)):
+        if len(ebn0_db) != 2:
+            raise ValueError(f"ebn0_db must be a number or a (lo, hi) pair in dB, got {ebn0_db!r}")
         lo, hi = (snr.validate_db("ebn0_db", v) for v in ebn0_db)
+        if lo > hi:
+            raise ValueError(f"ebn0_db range must have lo <= hi, got {ebn0_db!r}")
         u = torch.rand(batch, 1, generator=generator, device=device)
         return lo + (hi - lo) * u
     return torch.full((batch, 1), snr.validate_db("ebn0_db", ebn0_db), device=device)

@@ -50,6 +50,10 @@ def save(path, config, encoder=None, decoder=None, metadata=None):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
     try:
+        # mkstemp creates 0600; a checkpoint should be as readable as any file the user writes.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -153,6 +157,8 @@ def from_bytes(data, source="weights message", need=("encoder", "decoder"), expe
     except (ValueError, TypeError) as e:
         raise CheckpointError(source, f"has an invalid config: {e}") from None
     for key, value in (expect or {}).items():
+        if not hasattr(config, key):
+            raise ValueError(f"expect names {key!r}, which is not a LinkConfig field")
         if getattr(config, key) != value:
             raise CheckpointError(source, f"has {key}={getattr(config, key)!r} but {value!r} was "
                                           f"expected (the block's {key} parameter)")
@@ -170,23 +176,24 @@ def from_bytes(data, source="weights message", need=("encoder", "decoder"), expe
 
 def load(path, need=("encoder", "decoder"), expect=None):
     """Load a checkpoint file; see from_bytes. Errors name the file."""
+    return from_bytes(_read(path), source=os.fspath(path), need=need, expect=expect)
+
+
+def _read(path):
     path = os.fspath(path)
     if not path:
         raise CheckpointError("checkpoint", "no checkpoint file given")
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except FileNotFoundError:
         raise CheckpointError(path, "no such file") from None
     except IsADirectoryError:
         raise CheckpointError(path, "is a directory, not a checkpoint file") from None
     except OSError as e:
         raise CheckpointError(path, f"cannot be read ({e.strerror})") from None
-    return from_bytes(data, source=path, need=need, expect=expect)
 
 
 def read_metadata(path):
     """The checkpoint's metadata (config JSON and anything saved alongside), validated."""
-    with open(path, "rb") as f:
-        data = f.read()
-    return _parse(data, os.fspath(path))[0]
+    return _parse(_read(path), os.fspath(path))[0]

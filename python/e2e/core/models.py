@@ -94,8 +94,14 @@ def complex_to_real(z):
 
 
 def build(config: LinkConfig, seed=None):
-    """Fresh (Encoder, Decoder); with a seed, initialisation is reproducible."""
-    if seed is not None:
-        from .prng import INIT, seed_sequence
+    """Fresh (Encoder, Decoder); with a seed, initialisation is reproducible.
+
+    The seed is applied inside a forked RNG so the caller's global torch
+    random state is left as it was.
+    """
+    if seed is None:
+        return Encoder(config), Decoder(config)
+    from .prng import INIT, seed_sequence
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed_sequence(seed, INIT).generate_state(1)[0]))
-    return Encoder(config), Decoder(config)
+        return Encoder(config), Decoder(config)

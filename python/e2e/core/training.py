@@ -55,6 +55,10 @@ def train_model_aware(encoder, decoder, channel, *, steps, batch_size=1000, lr=1
     if unknown:
         raise ValueError(f"train must name 'encoder' and/or 'decoder', got {sorted(unknown)}")
     params = [p for name in train for p in modules[name].parameters()]
+    # Frozen networks need no gradients: skip computing them.
+    frozen = [p for name in set(modules) - set(train) for p in modules[name].parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(lr_schedule, s, steps))
     loss_fn = nn.CrossEntropyLoss()
@@ -63,27 +67,31 @@ def train_model_aware(encoder, decoder, channel, *, steps, batch_size=1000, lr=1
     history = {"step": [], "loss": [], "lr": []}
     # disable=None: bars only on a terminal, so logs and CI output stay readable.
     bar = tqdm(total=steps, desc=desc, leave=False, disable=None) if progress and tqdm else None
-    running = 0.0
-    for step in range(steps):
-        m = torch.from_numpy(prng.batch_messages(seed, step, batch_size, M))
-        loss = loss_fn(decoder(channel(encoder(m))), m)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running += loss.item()
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            count = (step % log_every) + 1
-            history["step"].append(step + 1)
-            history["loss"].append(running / count)
-            history["lr"].append(opt.param_groups[0]["lr"])
-            running = 0.0
+    try:
+        running = 0.0
+        for step in range(steps):
+            m = torch.from_numpy(prng.batch_messages(seed, step, batch_size, M))
+            loss = loss_fn(decoder(channel(encoder(m))), m)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += loss.item()
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                count = (step % log_every) + 1
+                history["step"].append(step + 1)
+                history["loss"].append(running / count)
+                history["lr"].append(opt.param_groups[0]["lr"])
+                running = 0.0
+                if bar:
+                    bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
             if bar:
-                bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
+                bar.update(1)
+    finally:
         if bar:
-            bar.update(1)
-    if bar:
-        bar.close()
+            bar.close()
+        for p in frozen:
+            p.requires_grad_(True)
     encoder.eval(), decoder.eval()
     return history
 
