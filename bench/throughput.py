@@ -38,13 +38,13 @@ def train_quick(path, decoder_hidden):
     return checkpoint.save(path, cfg, enc, dec)
 
 
-def learned_chain(ckpt, messages, buffer_items):
+def learned_chain(ckpt, messages, buffer_items, batch_messages):
     cfg, enc, _ = checkpoint.load(ckpt, need=("encoder",))
     tb = gr.top_block()
     src = blocks.vector_source_b(messages.tolist(), True)
     head = blocks.head(gr.sizeof_char, len(messages))
     c2s = digital.chunks_to_symbols_bc(enc.symbol_table().reshape(-1).tolist(), cfg.n)
-    dec = e2e.nn_decoder(ckpt, cfg.M, cfg.n)
+    dec = e2e.nn_decoder(ckpt, cfg.M, cfg.n, batch_messages=batch_messages)
     if buffer_items:
         c2s.set_min_output_buffer(buffer_items)
     sink = blocks.null_sink(gr.sizeof_char)
@@ -81,6 +81,8 @@ def main(argv=None):
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--buffer", type=int, default=0,
                    help="min output buffer (items) of chunks_to_symbols; 0 = GNU Radio's default")
+    p.add_argument("--batch", type=int, action="append", default=[],
+                   help="nn_decoder batch_messages to try (repeatable); default: 1, 4096, 16384")
     p.add_argument("--json", default="", help="also write the results here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -94,19 +96,21 @@ def main(argv=None):
     for ckpt in ckpts:
         cfg = checkpoint.load(ckpt, need=("encoder",))[0]
         messages = rng.integers(0, cfg.M, 1 << 16).astype(np.uint8)
-        n_msg = n_sym // cfg.n
-        learned, stock = [], []
-        for _ in range(args.trials):  # alternate so both see the same machine load
-            stock.append(timed(lambda: stock_chain(stock_syms, n_sym, args.buffer)))
-            learned.append(timed(lambda: learned_chain(ckpt, np.resize(messages, n_msg), args.buffer)))
-        r = {"checkpoint": ckpt, "M": cfg.M, "n": cfg.n, "decoder_hidden": list(cfg.decoder_hidden),
-             "learned_msym_per_s": statistics.median(learned) / 1e6,
-             "stock_msym_per_s": statistics.median(stock) / 1e6}
-        r["ratio"] = r["learned_msym_per_s"] / r["stock_msym_per_s"]
-        results.append(r)
-        print(f"decoder hidden {cfg.decoder_hidden}: nn_decoder {r['learned_msym_per_s']:.2f} Msym/s, "
-              f"stock QPSK constellation_decoder {r['stock_msym_per_s']:.2f} Msym/s, "
-              f"ratio {r['ratio']:.3f}", flush=True)
+        for batch in args.batch or [1, 4096, 16384]:
+            # Whole batches only, so a batch > 1 decodes every message of the run.
+            n_msg = (n_sym // cfg.n) // batch * batch
+            learned, stock = [], []
+            for _ in range(args.trials):  # alternate so both see the same machine load
+                stock.append(timed(lambda: stock_chain(stock_syms, n_sym, args.buffer)))
+                learned.append(timed(lambda: learned_chain(ckpt, np.resize(messages, n_msg), args.buffer, batch)))
+            r = {"checkpoint": ckpt, "M": cfg.M, "n": cfg.n, "decoder_hidden": list(cfg.decoder_hidden),
+                 "batch_messages": batch, "learned_msym_per_s": statistics.median(learned) / 1e6,
+                 "stock_msym_per_s": statistics.median(stock) / 1e6}
+            r["ratio"] = r["learned_msym_per_s"] / r["stock_msym_per_s"]
+            results.append(r)
+            print(f"decoder hidden {cfg.decoder_hidden}, batch_messages {batch}: "
+                  f"nn_decoder {r['learned_msym_per_s']:.2f} Msym/s, stock QPSK constellation_decoder "
+                  f"{r['stock_msym_per_s']:.2f} Msym/s, ratio {r['ratio']:.3f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -99,7 +99,7 @@ def test_templates_and_ports(flow_graph):
     assert enc.templates.render("make") == "e2e.nn_encoder('link.safetensors', 16, 7)"
     assert enc.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
     assert dec.templates.render("make") == \
-        "e2e.nn_decoder('link.safetensors', 16, 7, probabilities=False, torch_threads=1)"
+        "e2e.nn_decoder('link.safetensors', 16, 7, probabilities=False, torch_threads=1, batch_messages=1)"
     assert dec.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
     assert cnt.templates.render("make") == "e2e.block_error_counter(bits_per_message=0, report_every=0)"
     for block in (enc, dec):

@@ -14,7 +14,6 @@ assumed. Confidence 99.9%, two-sided.
 """
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -22,15 +21,11 @@ import sys
 import numpy as np
 import pytest
 
-from gnuradio.e2e.core import evaluation, learned
+from gnuradio.e2e.core import evaluation, learned, theory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EBN0_DB = 3.0  # the tiny link's BLER is about 3e-2 here
 RUNS = 10
-# Student t quantile, 99.95% one-sided (99.9% two-sided), RUNS - 1 = 9 degrees
-# of freedom. Welch-Satterthwaite's degrees of freedom are never below
-# RUNS - 1 here, so this quantile is conservative.
-T_999_DOF9 = 4.780912
 
 
 def compile_example(name, out_dir):
@@ -78,10 +73,9 @@ def test_bler_agrees_with_core_evaluator(headless, tiny_link):
                                      min_errors=10 ** 9, max_blocks=1_000_000, seed=123)[0]
     p_ref, n_ref = point["bler"], point["blocks"]
     assert 1e-2 < p_ref < 1e-1, "the tiny link is not in the BLER range this test is built for"
-    se = math.sqrt(blers.var(ddof=1) / RUNS + p_ref * (1 - p_ref) / n_ref)
-    t = (blers.mean() - p_ref) / se
-    assert abs(t) < T_999_DOF9, (f"flowgraph BLER {blers.mean():.5f} (runs {np.round(blers, 5)}) vs "
-                                 f"evaluator {p_ref:.5f} over {n_ref} blocks: t = {t:.2f}")
+    test = theory.runs_vs_reference(blers, p_ref, n_ref)
+    assert test["agree"], (f"flowgraph BLER {blers.mean():.5f} (runs {np.round(blers, 5)}) vs "
+                           f"evaluator {p_ref:.5f} over {n_ref} blocks: t = {test['t']:.2f}")
 
 
 @pytest.mark.timeout(180)

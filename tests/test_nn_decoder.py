@@ -30,10 +30,10 @@ def reference(decoder, y):
     return logits.argmax(dim=1).numpy(), (top2[:, 0] - top2[:, 1]).numpy() > AMBIGUOUS_GAP
 
 
-def run_decoder(path, y, probabilities=False):
+def run_decoder(path, y, probabilities=False, batch_messages=1):
     tb = gr.top_block()
     src = blocks.vector_source_c(y.reshape(-1).tolist())
-    dec = e2e.nn_decoder(path, M, N, probabilities=probabilities)
+    dec = e2e.nn_decoder(path, M, N, probabilities=probabilities, batch_messages=batch_messages)
     snk = blocks.vector_sink_b()
     tb.connect(src, dec, snk)
     psnk = None
@@ -186,6 +186,7 @@ def test_construction_refuses_bad_checkpoint(bad_checkpoints, case):
     (dict(M=-1, n=7), "M"), (dict(M=2.5, n=7), "M"), (dict(M=300, n=7), "M"),
     (dict(M=16, n=0), "n"), (dict(M=16, n=7.0), "n"),
     (dict(M=16, n=7, torch_threads=-1), "torch_threads"), (dict(M=16, n=7, torch_threads=1.5), "torch_threads"),
+    (dict(M=16, n=7, batch_messages=0), "batch_messages"), (dict(M=16, n=7, batch_messages=2.0), "batch_messages"),
 ])
 def test_bad_parameters_name_the_parameter(tiny_link, kwargs, name):
     with pytest.raises(ValueError, match=rf"^{name} must be an integer"):
@@ -202,3 +203,22 @@ def test_torch_threads(tiny_link):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.timeout(60)
+def test_batch_messages_decodes_the_same_in_whole_batches(tiny_link):
+    """batch_messages only changes how work() is called, not what it decides."""
+    _, y = noisy_symbols(tiny_link, 4 * 512, 4.0, seed=7)
+    plain, _ = run_decoder(tiny_link.path, y)
+    batched, _ = run_decoder(tiny_link.path, y, batch_messages=512)
+    np.testing.assert_array_equal(batched, plain)
+
+
+@pytest.mark.timeout(60)
+def test_batch_messages_drops_only_the_final_partial_batch(tiny_link):
+    """The documented price: a finite stream's last partial batch is not decoded."""
+    _, y = noisy_symbols(tiny_link, 3 * 256 + 100, 4.0, seed=8)
+    plain, _ = run_decoder(tiny_link.path, y)
+    batched, _ = run_decoder(tiny_link.path, y, batch_messages=256)
+    assert len(batched) == 3 * 256
+    np.testing.assert_array_equal(batched, plain[:3 * 256])

@@ -108,3 +108,38 @@ def wilson_interval(errors, trials, confidence=0.95):
     low = 0.0 if errors == 0 else max(0.0, centre - half)
     high = 1.0 if errors == trials else min(1.0, centre + half)
     return float(low), float(high)
+
+
+# Student t quantiles for a two-sided 99.9% test (0.9995 one-sided), by
+# degrees of freedom; standard table values.
+T_999_TWO_SIDED = {1: 636.619, 2: 31.599, 3: 12.924, 4: 8.610, 5: 6.869, 6: 5.959, 7: 5.408,
+                   8: 5.041, 9: 4.781, 10: 4.587, 11: 4.437, 12: 4.318, 13: 4.221, 14: 4.140,
+                   15: 4.073, 19: 3.883, 29: 3.659}
+
+
+def t_999(dof):
+    """Two-sided 99.9% Student t quantile for dof >= 1 (the next lower tabulated dof: conservative)."""
+    if dof < 1:
+        raise ValueError(f"dof must be >= 1, got {dof!r}")
+    return T_999_TWO_SIDED[max(d for d in T_999_TWO_SIDED if d <= dof)]
+
+
+def runs_vs_reference(run_rates, reference_rate, reference_trials):
+    """Do K independent runs' error rates agree with a Monte-Carlo reference?
+
+    Welch's t of the runs' mean against the reference, whose own binomial
+    variance is added. Used where one run's rate carries more than binomial
+    variance (channel_model draws its noise from a fixed pool of samples),
+    so the between-run variance is measured rather than assumed.
+    run_rates: K >= 2 error rates. Returns {'t', 'dof', 'critical', 'agree'}
+    at 99.9% two-sided, with dof = K - 1 (Welch-Satterthwaite's dof is never
+    below it here, so the critical value is conservative).
+    """
+    rates = np.asarray(run_rates, dtype=float)
+    if rates.size < 2:
+        raise ValueError("run_rates needs at least 2 runs")
+    p, n = float(reference_rate), int(reference_trials)
+    se = math.sqrt(rates.var(ddof=1) / rates.size + p * (1 - p) / n)
+    t = (rates.mean() - p) / se if se > 0 else (0.0 if rates.mean() == p else math.inf)
+    crit = t_999(rates.size - 1)
+    return {"t": float(t), "dof": int(rates.size - 1), "critical": crit, "agree": bool(abs(t) < crit)}
