@@ -13,8 +13,8 @@ demo: setup  ## the main job: train, evaluate, run the loopback flowgraph -> res
 test: setup  ## the whole test suite (pytest)
 	@$(RUN) python -m pytest $(or $(TESTS),tests) $(PYTEST_ARGS)
 
-bench: setup  ## throughput of nn_decoder against the stock C++ chain
-	@$(RUN) python bench/throughput.py
+bench: setup  ## nn_decoder throughput against the stock C++ chain, and where its time goes
+	@$(RUN) python bench/throughput.py --json bench/out/throughput.json && python bench/profile_decoder.py
 
 clean:
 	rm -rf build prefix setup_env.sh

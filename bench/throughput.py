@@ -112,6 +112,7 @@ def main(argv=None):
                   f"nn_decoder {r['learned_msym_per_s']:.2f} Msym/s, stock QPSK constellation_decoder "
                   f"{r['stock_msym_per_s']:.2f} Msym/s, ratio {r['ratio']:.3f}", flush=True)
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     return 0
