@@ -2,16 +2,15 @@
 import numbers
 
 import numpy as np
-import pmt
 import torch
 from gnuradio import gr
 
+from .block_common import SwappableNetwork, validate_block_params
 from .core import checkpoint as ckpt
 from .core.models import complex_to_real
-from .block_common import WEIGHTS_PORT, validate_block_params, weights_payload
 
 
-class nn_decoder(gr.decim_block):
+class nn_decoder(SwappableNetwork, gr.decim_block):
     """Learned receiver: n complex symbols in, one decided message out.
 
     The whole work() buffer is decoded in one batch: [k*n] complex64 ->
@@ -83,10 +82,16 @@ class nn_decoder(gr.decim_block):
             self.set_output_multiple(int(batch_messages))
         self.M, self.n = M, n
         self.probabilities = bool(probabilities)
+        self._install(config, decoder)
+        self._register_weights_port()
+
+    _NETWORK = "decoder"
+
+    def _install(self, config, decoder):
+        # work() reads only self._decoder, once per call: assigning it last
+        # publishes the new network atomically, between two calls.
         self._config = config
         self._decoder = decoder
-        self.message_port_register_in(pmt.intern(WEIGHTS_PORT))
-        self.set_msg_handler(pmt.intern(WEIGHTS_PORT), self._on_weights)
 
     def work(self, input_items, output_items):
         decided = output_items[0]
@@ -100,29 +105,3 @@ class nn_decoder(gr.decim_block):
             if self.probabilities:
                 output_items[1][:] = torch.softmax(logits, dim=1).numpy()
         return k
-
-    def _on_weights(self, msg):
-        try:
-            config, _, decoder = ckpt.from_bytes(
-                weights_payload(msg), source="weights message", need=("decoder",),
-                expect={"M": self.M, "n": self.n, "mode": self._config.mode})
-            self._config, self._decoder = config, decoder
-            self.logger.info("decoder weights replaced from a weights message")
-        except Exception as e:  # a bad message must never stop the flowgraph
-            self.logger.error(f"dropped weights message: {e}")
-
-    def set_checkpoint(self, checkpoint):
-        """Load new decoder weights from a file (GRC callback).
-
-        The file must match M and n. On any error the error is logged, the
-        current weights stay, and False is returned (a GUI callback that
-        raised could take the flowgraph down); True on success.
-        """
-        try:
-            config, _, decoder = ckpt.load(checkpoint, need=("decoder",),
-                                           expect={"M": self.M, "n": self.n})
-        except Exception as e:
-            self.logger.error(f"set_checkpoint refused, keeping the current weights: {e}")
-            return False
-        self._config, self._decoder = config, decoder
-        return True

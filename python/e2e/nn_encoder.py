@@ -1,13 +1,12 @@
 """nn_encoder: message indices -> learned channel symbols (GNU Radio block)."""
 import numpy as np
-import pmt
 from gnuradio import gr
 
-from .block_common import MAX_M, WEIGHTS_PORT, validate_block_params, weights_payload
+from .block_common import MAX_M, SwappableNetwork, validate_block_params
 from .core import checkpoint as ckpt
 
 
-class nn_encoder(gr.interp_block):
+class nn_encoder(SwappableNetwork, gr.interp_block):
     """Learned transmitter: one message index in, n complex symbols out.
 
     Inference is a lookup in the trained encoder's symbol table (the encoder
@@ -53,8 +52,9 @@ class nn_encoder(gr.interp_block):
         self._out_of_range = 0
         self._in_bad_burst = False
         self._install(config, encoder)
-        self.message_port_register_in(pmt.intern(WEIGHTS_PORT))
-        self.set_msg_handler(pmt.intern(WEIGHTS_PORT), self._on_weights)
+        self._register_weights_port()
+
+    _NETWORK = "encoder"
 
     def _install(self, config, encoder):
         # 256 rows, those >= M zero, so out-of-range indices need no branch in
@@ -78,32 +78,6 @@ class nn_encoder(gr.interp_block):
                                  "no further warning until the input is clean again")
         self._in_bad_burst = bool(bad)
         return k * self.n
-
-    def _on_weights(self, msg):
-        try:
-            config, encoder, _ = ckpt.from_bytes(
-                weights_payload(msg), source="weights message", need=("encoder",),
-                expect={"M": self.M, "n": self.n, "mode": self._config.mode})
-            self._install(config, encoder)
-            self.logger.info("encoder weights replaced from a weights message")
-        except Exception as e:  # a bad message must never stop the flowgraph
-            self.logger.error(f"dropped weights message: {e}")
-
-    def set_checkpoint(self, checkpoint):
-        """Load new encoder weights from a file (GRC callback).
-
-        The file must match M and n. On any error the error is logged, the
-        current weights stay, and False is returned (a GUI callback that
-        raised could take the flowgraph down); True on success.
-        """
-        try:
-            config, encoder, _ = ckpt.load(checkpoint, need=("encoder",),
-                                           expect={"M": self.M, "n": self.n})
-        except Exception as e:
-            self.logger.error(f"set_checkpoint refused, keeping the current weights: {e}")
-            return False
-        self._install(config, encoder)
-        return True
 
     def out_of_range(self):
         """Number of input message indices >= M seen so far."""
