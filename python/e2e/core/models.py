@@ -61,8 +61,56 @@ class Encoder(nn.Module):
         return real_to_complex(self.codebook()).cpu().numpy().astype(np.complex64)
 
 
+class TransformerFrontend(nn.Module):
+    """Radio transformer network for a one-tap complex channel (block fading).
+
+    O'Shea & Hoydis' receiver front end: a small network estimates the
+    channel gain h of the block from the received symbols, and the block is
+    equalised by it before the discriminative decoder sees it. Nothing
+    supervises the estimate: it is trained end to end by the decoder's
+    cross-entropy, so h_hat is whatever gain (scale and phase) makes the
+    decoder's job easiest, not necessarily h itself.
+
+    estimate: Dense(frontend_hidden, decoder_activation)... -> Dense(2),
+    read as h_hat = out[:, 0] + j out[:, 1].
+    equalise: y_eq = y / h_hat = y conj(h_hat) / (|h_hat|^2 + EPS), EPS
+    keeping the division finite when the estimate comes near zero.
+
+    Input:  y, real float32 [batch, 2n] (real parts, then imaginary parts)
+    Output: y_eq, real float32 [batch, 2n] (same layout)
+    """
+
+    EPS = 1e-3
+
+    def __init__(self, config: LinkConfig):
+        super().__init__()
+        self.n = config.n
+        self.net = _mlp((2 * config.n,) + config.frontend_hidden, config.decoder_activation, 2)
+
+    def estimate(self, y):
+        """h_hat as real float32 [batch, 2] (real part, imaginary part)."""
+        return self.net(y)
+
+    def equalise(self, y, h):
+        """y real [batch, 2n] divided by h real [batch, 2] (complex division per block)."""
+        n = self.n
+        hr, hi = h[:, :1], h[:, 1:]
+        yr, yi = y[:, :n], y[:, n:]
+        inv = 1.0 / (hr * hr + hi * hi + self.EPS)
+        return torch.cat([(yr * hr + yi * hi) * inv, (yi * hr - yr * hi) * inv], dim=1)
+
+    def forward(self, y):
+        return self.equalise(y, self.estimate(y))
+
+
 class Decoder(nn.Module):
     """n received symbols -> M logits (softmax gives message probabilities).
+
+    With config.receiver_frontend == 'transformer' the received block first
+    goes through a TransformerFrontend (attribute `frontend`, checkpoint keys
+    decoder.frontend.*), which estimates and divides out a complex channel
+    gain; the MLP (`net`) then decides on the equalised block. Otherwise
+    `frontend` is None and the MLP sees the received block as it is.
 
     Input:  real float32 [batch, 2n] (real parts, then imaginary parts)
     Output: logits float32 [batch, M]
@@ -73,10 +121,15 @@ class Decoder(nn.Module):
         self.config = config
         inputs = config.n if config.mode == "real" else 2 * config.n
         self.net = _mlp((inputs,) + config.decoder_hidden, config.decoder_activation, config.M)
+        # Built after net, so the MLP starts from the same weights as a plain
+        # decoder built from the same seed.
+        self.frontend = TransformerFrontend(config) if config.receiver_frontend == "transformer" else None
 
     def forward(self, y):
         if self.config.mode == "real":
             y = y[:, : self.config.n]
+        if self.frontend is not None:
+            y = self.frontend(y)
         return self.net(y)
 
 
