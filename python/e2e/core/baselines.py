@@ -97,6 +97,48 @@ def ml_detect(y, codebook, mode, chunk_elements=_ML_CHUNK_ELEMENTS):
     return out
 
 
+
+def ml_detect_block_fading(y, codebook, n0, chunk_elements=_ML_CHUNK_ELEMENTS):
+    """Maximum-likelihood detection on Rayleigh block fading, without CSI.
+
+    For y = h c + w with h ~ CN(0, 1) unknown (one per block) and
+    w ~ CN(0, N0 I), y given c is CN(0, N0 I + c c^H), whose log-likelihood
+    is, up to terms equal for every c,
+        |c^H y|^2 / (N0 (N0 + ||c||^2)) - log(N0 + ||c||^2).
+    With equal-energy codewords this is argmax |c^H y|^2 (noncoherent
+    correlation). It is the optimum for a receiver that, like the learned
+    one, is never told h. Complex mode only. Ties go to the lowest index.
+
+    Input
+    -----
+    y : complex array [B, n], received symbols
+    codebook : complex array [M, n]
+    n0 : float, noise density N0 (> 0)
+    chunk_elements : int, bound on the number of scores held at once
+
+    Output
+    ------
+    int64 array [B], the most likely message.
+    """
+    c = np.atleast_2d(np.asarray(codebook, dtype=np.complex128))
+    y = np.asarray(y, dtype=np.complex128)
+    if y.ndim != 2 or y.shape[1] != c.shape[1]:
+        raise ValueError(f"y must have shape [B, {c.shape[1]}], got {y.shape}")
+    n0 = float(n0)
+    if not n0 > 0:
+        raise ValueError(f"n0 must be positive, got {n0!r}")
+    total = n0 + np.einsum("ij,ij->i", c.conj(), c).real
+    weight = 1.0 / (n0 * total)
+    offset = np.log(total)
+    ch = c.conj().T
+    out = np.empty(y.shape[0], dtype=np.int64)
+    step = max(1, int(chunk_elements) // c.shape[0])
+    for start in range(0, y.shape[0], step):
+        corr = y[start:start + step] @ ch
+        scores = (corr.real ** 2 + corr.imag ** 2) * weight - offset
+        out[start:start + step] = np.argmax(scores, axis=1)
+    return out
+
 def _check_messages(messages, M):
     m = np.asarray(messages, dtype=np.int64)
     if m.ndim != 1:

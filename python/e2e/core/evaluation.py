@@ -1,4 +1,4 @@
-"""Monte-Carlo BLER/BER of any link on AWGN, and dB gaps between curves.
+"""Monte-Carlo BLER/BER of any link on AWGN (or Rayleigh block fading), and dB gaps.
 
 A *link* (see ``core.baselines``) has ``M``, ``n``, ``mode``, ``name``,
 ``transmit(messages) -> [B, n]`` and ``receive(y, n0) -> [B]``; classical
@@ -39,12 +39,15 @@ def add_awgn(x, n0, mode, rng):
     return x + std * (noise[..., 0] + 1j * noise[..., 1])
 
 
+CHANNELS = ("awgn", "rayleigh")
+
+
 def _is_power_of_two(M):
     return M >= 1 and (M & (M - 1)) == 0
 
 
 def evaluate_bler(link, ebn0_db_grid, *, min_errors=100, max_blocks=1_000_000,
-                  batch_size=100_000, seed=0, progress=False):
+                  batch_size=100_000, seed=0, progress=False, channel="awgn"):
     """Monte-Carlo block and bit error rates of a link over an Eb/N0 grid.
 
     Each point draws uniform messages and noise from its own generator
@@ -54,10 +57,20 @@ def evaluate_bler(link, ebn0_db_grid, *, min_errors=100, max_blocks=1_000_000,
     batch is trimmed so that blocks never exceed max_blocks). N0 follows
     from the link's own rate log2(M)/n.
 
+    channel 'awgn' (the default) adds noise only. 'rayleigh' (complex mode
+    only) is Rayleigh block fading, y = h x + w with one h ~ CN(0, 1) per
+    block (channels.rayleigh_block_fading_np), drawn from the point's
+    generator before the noise; E|h|^2 = 1, so Eb/N0 is an average over
+    fades. The receiver is not told h: link.receive(y, n0) sees only y, so
+    baselines written for AWGN are not meaningful there (use a learned
+    decoder, or baselines.ml_detect_block_fading). With 'awgn' the random
+    draws are exactly those of the AWGN-only evaluator.
+
     Input
     -----
     link : object with M, n, mode, transmit, receive (see core.baselines)
     ebn0_db_grid : sequence of float, Eb/N0 points in dB
+    channel : 'awgn' or 'rayleigh'
 
     Output
     ------
@@ -69,6 +82,13 @@ def evaluate_bler(link, ebn0_db_grid, *, min_errors=100, max_blocks=1_000_000,
     """
     M, n = snr.validate_M_n(link.M, link.n)
     mode = snr.validate_mode(link.mode)
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
+    fade = None
+    if channel == "rayleigh":
+        if mode != "complex":
+            raise ValueError(f"channel 'rayleigh' needs a complex-mode link, got mode={mode!r}")
+        from .channels import rayleigh_block_fading_np as fade  # imports torch: only when asked
     if int(min_errors) < 1 or int(max_blocks) < 1 or int(batch_size) < 1:
         raise ValueError("min_errors, max_blocks and batch_size must be >= 1, got "
                          f"{min_errors!r}, {max_blocks!r}, {batch_size!r}")
@@ -90,7 +110,10 @@ def evaluate_bler(link, ebn0_db_grid, *, min_errors=100, max_blocks=1_000_000,
         while block_errors < min_errors and blocks < max_blocks:
             b = min(int(batch_size), int(max_blocks) - blocks)
             sent = rng.integers(0, M, size=b, dtype=np.int64)
-            y = add_awgn(link.transmit(sent), n0, mode, rng)
+            x = link.transmit(sent)
+            if fade is not None:
+                x, _ = fade(np.asarray(x, dtype=np.complex128), rng)
+            y = add_awgn(x, n0, mode, rng)
             decided = np.asarray(link.receive(y, n0), dtype=np.int64)
             wrong = decided != sent
             blocks += b

@@ -7,7 +7,7 @@ receive(y complex [B, n], n0) -> int64 [B].
 import numpy as np
 import torch
 
-from .baselines import ml_detect
+from .baselines import ml_detect, ml_detect_block_fading
 from .models import complex_to_real
 
 
@@ -16,16 +16,21 @@ class LearnedLink:
 
     detector='nn': the trained Decoder (what the nn_decoder block runs).
     detector='ml': minimum-distance detection on the learned codebook, the
-    optimum the neural decoder is measured against.
+    optimum the neural decoder is measured against on AWGN.
+    detector='ml-rbf': maximum likelihood on Rayleigh block fading without
+    channel knowledge (baselines.ml_detect_block_fading), the optimum for a
+    receiver that is not told h (complex mode only).
     """
 
     def __init__(self, encoder, decoder=None, detector="nn", name=None, chunk=65536):
-        if detector not in ("nn", "ml"):
-            raise ValueError(f"detector must be 'nn' or 'ml', got {detector!r}")
+        if detector not in ("nn", "ml", "ml-rbf"):
+            raise ValueError(f"detector must be 'nn', 'ml' or 'ml-rbf', got {detector!r}")
         if detector == "nn" and decoder is None:
             raise ValueError("detector='nn' needs a decoder")
         c = encoder.config
         self.M, self.n, self.mode = c.M, c.n, c.mode
+        if detector == "ml-rbf" and c.mode != "complex":
+            raise ValueError(f"detector 'ml-rbf' needs a complex-mode link, got mode={c.mode!r}")
         self.codebook = encoder.symbol_table().astype(np.complex128)
         self.decoder, self.detector, self.chunk = decoder, detector, chunk
         self.name = name or f"learned ({detector})"
@@ -37,6 +42,8 @@ class LearnedLink:
     def receive(self, y, n0):
         if self.detector == "ml":
             return ml_detect(y, self.codebook, self.mode)
+        if self.detector == "ml-rbf":
+            return ml_detect_block_fading(y, self.codebook, n0)
         out = np.empty(len(y), dtype=np.int64)
         for i in range(0, len(y), self.chunk):
             yr = torch.from_numpy(complex_to_real(y[i:i + self.chunk]).astype(np.float32))
