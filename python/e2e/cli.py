@@ -104,12 +104,16 @@ def cmd_train(args):
                             encoder_hidden=parse_widths(args.encoder_hidden, "--encoder-hidden")
                             if args.encoder_hidden else None,
                             decoder_hidden=parse_widths(args.decoder_hidden, "--decoder-hidden")
-                            if args.decoder_hidden else None)
+                            if args.decoder_hidden else None,
+                            receiver_frontend=args.receiver_frontend)
     ebn0 = parse_train_ebn0(args.ebn0_db)
+    if args.channel == "rayleigh" and cfg.mode != "complex":
+        raise UsageError("--channel rayleigh needs --mode complex (fading rotates into the imaginary part)")
     os.makedirs(args.out, exist_ok=True)
+    channel_class = channels.RayleighBlockFading if args.channel == "rayleigh" else channels.AWGN
 
     def make_channel(gen):
-        return channels.AWGN(ebn0, cfg.M, cfg.n, cfg.mode, generator=gen)
+        return channel_class(ebn0, cfg.M, cfg.n, cfg.mode, generator=gen)
 
     t0 = time.time()
     enc, dec, report = training.fit_link(
@@ -119,13 +123,14 @@ def cmd_train(args):
     seconds = time.time() - t0
     ckpt = os.path.join(args.out, "checkpoint.safetensors")
     checkpoint.save(ckpt, cfg, enc, dec, metadata={"ebn0_db": json.dumps(ebn0), "seed": args.seed,
-                                                   "steps": args.steps, "method": args.method})
+                                                   "steps": args.steps, "method": args.method,
+                                                   "channel": args.channel})
     chosen = report["runs"][report["chosen"]]
     plots.plot_loss(chosen["history"], os.path.join(args.out, "loss.png"),
                     title=f"training loss, M={cfg.M} n={cfg.n} {cfg.mode}")
     plots.plot_constellation(enc.symbol_table(), cfg.mode, os.path.join(args.out, "constellation.png"),
                              title=f"learned constellation, M={cfg.M} n={cfg.n} {cfg.mode}")
-    summary = {"checkpoint": ckpt, "config": json.loads(cfg.to_json()), "ebn0_db": ebn0,
+    summary = {"checkpoint": ckpt, "config": json.loads(cfg.to_json()), "ebn0_db": ebn0, "channel": args.channel,
                "train_seconds": round(seconds, 2), "chosen_restart": report["chosen"],
                "restarts": [{k: v for k, v in r.items() if k != "history"} for r in report["runs"]],
                "history": chosen["history"]}
@@ -164,18 +169,32 @@ def default_baselines(cfg):
 
 
 def evaluate_checkpoint(ckpt, grid, *, baselines=None, min_errors=100, max_blocks=1_000_000,
-                        seed=0, progress=True):
-    """BLER curves of a checkpoint (neural decoder and ML on its codebook) and baselines."""
+                        seed=0, progress=True, channel="awgn"):
+    """BLER curves of a checkpoint (neural decoder and ML on its codebook) and baselines.
+
+    channel 'rayleigh' (Rayleigh block fading): the neural decoder and ML
+    without channel knowledge on its codebook only; the classical baselines
+    assume AWGN and are refused.
+    """
     from .core import checkpoint, evaluation
     from .core.learned import LearnedLink
     cfg, enc, dec = checkpoint.load(ckpt)
+    if channel == "rayleigh":
+        if cfg.mode != "complex":
+            raise UsageError(f"--channel rayleigh needs a complex-mode checkpoint, {ckpt} is {cfg.mode!r}")
+        if baselines:
+            raise UsageError("--baselines: the classical baselines assume AWGN; with --channel rayleigh "
+                             "only the learned link is evaluated")
+        baselines, ml_detector = [], "ml-rbf"
+    else:
+        ml_detector = "ml"
     names = default_baselines(cfg) if baselines is None else baselines
     links = [LearnedLink(enc, dec, "nn", name="learned, neural decoder"),
-             LearnedLink(enc, None, "ml", name="learned, ML detection")] + baseline_links(names, cfg)
+             LearnedLink(enc, None, ml_detector, name="learned, ML detection")] + baseline_links(names, cfg)
     curves = {}
     for link in links:
-        curves[link.name] = evaluation.evaluate_bler(link, grid, min_errors=min_errors,
-                                                     max_blocks=max_blocks, seed=seed, progress=progress)
+        curves[link.name] = evaluation.evaluate_bler(link, grid, min_errors=min_errors, max_blocks=max_blocks,
+                                                     seed=seed, progress=progress, channel=channel)
     nn, ml = curves["learned, neural decoder"], curves["learned, ML detection"]
     gaps = {"neural decoder vs ML on its constellation": evaluation.db_gap(nn, ml)}
     for link in links[2:]:
@@ -196,14 +215,16 @@ def cmd_eval(args):
             raise UsageError(f"--baselines: unknown {unknown}; choose from {', '.join(BASELINES)}")
     cfg, enc, curves, gaps = evaluate_checkpoint(args.checkpoint, grid, baselines=names,
                                                  min_errors=args.min_errors, max_blocks=args.max_blocks,
-                                                 seed=args.seed, progress=not args.quiet)
+                                                 seed=args.seed, progress=not args.quiet, channel=args.channel)
     os.makedirs(args.out, exist_ok=True)
     out_json = os.path.join(args.out, "bler.json")
     _write_json(out_json, {"checkpoint": args.checkpoint, "config": json.loads(cfg.to_json()),
+                           "channel": args.channel,
                            "min_errors": args.min_errors, "max_blocks": args.max_blocks,
                            "curves": curves, "gaps_db": gaps})
     plots.plot_bler(curves, os.path.join(args.out, "bler.png"),
-                    title=f"M={cfg.M}, n={cfg.n}, {cfg.mode} mode, AWGN",
+                    title=f"M={cfg.M}, n={cfg.n}, {cfg.mode} mode, "
+                          f"{'Rayleigh block fading' if args.channel == 'rayleigh' else 'AWGN'}",
                     baselines=[k for k in curves if not k.startswith("learned")])
     print_table(curves)
     print(f"wrote {out_json} and bler.png in {args.out}")
@@ -258,6 +279,12 @@ def build_parser():
     t.add_argument("--encoder-hidden", default="", help="encoder hidden widths, e.g. 16 (default: M)")
     t.add_argument("--decoder-hidden", default="", help="decoder hidden widths, e.g. 64,64 (default: M)")
     t.add_argument("--ebn0-db", default="7", help="training Eb/N0 in dB, or LO:HI drawn per example")
+    t.add_argument("--channel", choices=["awgn", "rayleigh"], default="awgn",
+                   help="training channel; rayleigh: block fading, one h ~ CN(0,1) per message "
+                        "(complex mode)")
+    t.add_argument("--receiver-frontend", choices=["none", "transformer"], default="none",
+                   help="transformer: the receiver estimates the block's channel gain and divides it "
+                        "out before the decoder (radio transformer network, for --channel rayleigh)")
     t.add_argument("--steps", type=_positive_int, default=3000, help="gradient steps")
     t.add_argument("--batch-size", type=_positive_int, default=1000, help="messages per step")
     t.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate at the start")
@@ -282,6 +309,10 @@ def build_parser():
                    help="... or after this many blocks")
     e.add_argument("--baselines", default="auto",
                    help=f"comma list from {', '.join(BASELINES)}; auto picks by M, n and mode")
+    e.add_argument("--channel", choices=["awgn", "rayleigh"], default="awgn",
+                   help="rayleigh: block fading (one h ~ CN(0,1) per message, not told to the receiver); "
+                        "only the learned link is evaluated, by its neural decoder and by ML without "
+                        "channel knowledge on its constellation, no classical baselines")
     e.add_argument("--seed", type=_nonnegative_int, default=0)
     e.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads")
     e.add_argument("--out", required=True, help="output folder for bler.json and bler.png")
