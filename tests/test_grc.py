@@ -11,7 +11,7 @@ from gnuradio import gr
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BLOCK_FILES = sorted((ROOT / "grc").glob("*.block.yml"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.grc"))
-OUR_IDS = {"e2e_nn_encoder", "e2e_nn_decoder", "e2e_block_error_counter"}
+OUR_IDS = {"e2e_nn_encoder", "e2e_nn_decoder", "e2e_block_error_counter", "e2e_training_source"}
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,8 @@ def errors_of(fg, block):
     ("e2e_nn_decoder", "torch_threads", ["0", "4"], ["-1"]),
     ("e2e_block_error_counter", "bits_per_message", ["0", "8"], ["9", "-1"]),
     ("e2e_block_error_counter", "report_every", ["0", "1000"], ["-1"]),
+    ("e2e_training_source", "batch_size", ["1", "500"], ["0", "-5"]),
+    ("e2e_training_source", "num_batches", ["0", "10"], ["-1"]),
 ])
 def test_parameter_asserts(flow_graph, block_id, param, good, bad):
     block = flow_graph.new_block(block_id)

@@ -1,11 +1,23 @@
-"""What the neural blocks share: parameter checks and the `weights` message port."""
+"""What the neural blocks share: parameter checks, port and tag names, PMT formats."""
+import copy
+import math
 import numbers
+import os
+import threading
 
+import numpy as np
 import pmt
 
 from .core import checkpoint as ckpt
 
-WEIGHTS_PORT = "weights"
+# Message ports (DESIGN.md).
+WEIGHTS_PORT = "weights"  # u8vector of safetensors bytes
+LOSS_PORT = "loss"        # dict {batch_index: integer, losses: f32vector}
+METRICS_PORT = "metrics"  # dict for GUIs and logs
+
+# Stream tags of a training batch (on its first item).
+PACKET_LEN_TAG = "packet_len"
+BATCH_INDEX_TAG = "batch_index"
 
 # Input items are uint8, so no block can tell more than 256 messages apart.
 MAX_M = 256
@@ -21,6 +33,111 @@ def validate_block_params(M, n):
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     return int(M), int(n)
+
+
+def validate_int(name, value, low=None):
+    """value as int; ValueError naming the parameter unless it is an integer >= low."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or (low is not None and value < low)):
+        bound = f" >= {low}" if low is not None else ""
+        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
+    return int(value)
+
+
+def validate_float(name, value, low=None, high=None, low_open=False):
+    """value as a finite float in [low, high] ((low, high] with low_open); ValueError naming it."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name} must be a finite number in {'(' if low_open else '['}{lo}, {hi}], "
+                         f"got {value!r}")
+    return float(value)
+
+
+def loss_message(batch_index, losses):
+    """The `loss` port's PMT: dict {batch_index: integer, losses: f32vector}."""
+    d = pmt.make_dict()
+    d = pmt.dict_add(d, pmt.intern("batch_index"), pmt.from_long(int(batch_index)))
+    d = pmt.dict_add(d, pmt.intern("losses"), pmt.init_f32vector(len(losses), np.asarray(losses, np.float32)))
+    return d
+
+
+def parse_loss_message(msg):
+    """PMT `loss` message -> (batch_index int, float32 [B]); ValueError saying what is wrong."""
+    if not pmt.is_dict(msg):
+        raise ValueError(f"loss message must be a PMT dict, got a {_pmt_kind(msg)}")
+    index = pmt.dict_ref(msg, pmt.intern("batch_index"), pmt.PMT_NIL)
+    losses = pmt.dict_ref(msg, pmt.intern("losses"), pmt.PMT_NIL)
+    if not pmt.is_integer(index) and not pmt.is_uint64(index):
+        raise ValueError(f"loss message needs 'batch_index' (integer), got a {_pmt_kind(index)}")
+    if not pmt.is_f32vector(losses):
+        raise ValueError(f"loss message needs 'losses' (f32vector), got a {_pmt_kind(losses)}")
+    b = pmt.to_uint64(index) if pmt.is_uint64(index) else pmt.to_long(index)
+    if b < 0:
+        raise ValueError(f"loss message has a negative batch_index {b}")
+    return int(b), np.asarray(pmt.f32vector_elements(losses), dtype=np.float32)
+
+
+def dict_message(values):
+    """{str: int, float or str} -> PMT dict (metrics and counters)."""
+    d = pmt.make_dict()
+    for k, v in values.items():
+        if isinstance(v, bool):
+            value = pmt.from_bool(v)
+        elif isinstance(v, numbers.Integral):
+            value = pmt.from_long(int(v))
+        elif isinstance(v, numbers.Real):
+            value = pmt.from_double(float(v))
+        else:
+            value = pmt.intern(str(v))
+        d = pmt.dict_add(d, pmt.intern(k), value)
+    return d
+
+
+def u8vector(data):
+    """bytes -> PMT u8vector (the `weights` port's payload)."""
+    return pmt.init_u8vector(len(data), np.frombuffer(data, dtype=np.uint8))
+
+
+class LinkCheckpoint:
+    """checkpoint_out of the training blocks of one process, shared by path.
+
+    nn_encoder and nn_decoder in training mode each train one network. When
+    both write the same checkpoint_out, each save writes its own network and
+    the other's latest saved copy (or, before the other has saved, the other
+    network from the block's starting checkpoint), so the file always holds a
+    whole link, and the last save of a run holds both final networks. Saves
+    to one path are serialised by a lock; checkpoint.save is atomic. Blocks
+    in different processes do not share this: give them different paths.
+    """
+
+    _registry = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latest = {}  # 'encoder' / 'decoder' -> a copy of the network at its last save
+
+    @classmethod
+    def for_path(cls, path):
+        key = os.path.abspath(os.fspath(path))
+        with cls._registry_lock:
+            return cls._registry.setdefault(key, cls())
+
+    def save(self, path, config, role, network, fallback_partner=None, metadata=None):
+        """Write `network` (role 'encoder' or 'decoder') with the latest partner; returns path."""
+        other = "decoder" if role == "encoder" else "encoder"
+        with self.lock:
+            mine = copy.deepcopy(network)
+            self.latest[role] = mine
+            partner = self.latest.get(other, fallback_partner)
+            parts = {role: mine, other: partner}
+            return ckpt.save(path, config, parts["encoder"], parts["decoder"], metadata=metadata)
 
 
 _PMT_KINDS = ("null", "symbol", "dict", "pair", "u8vector", "s8vector", "u16vector", "s16vector",
