@@ -47,6 +47,9 @@ class TrainingWorker:
             try:
                 if item is self._stop:
                     return
+                if isinstance(item, threading.Event):  # a drain() marker, not a job
+                    item.set()
+                    continue
                 fn, args = item
                 fn(*args)
                 self.done += 1
@@ -59,12 +62,11 @@ class TrainingWorker:
 
     def drain(self, timeout=None):
         """Wait until every queued job has run. Returns True if it finished in time."""
+        if not self._thread.is_alive():
+            return True
         done = threading.Event()
-
-        def mark():
-            done.set()
-        # A marker job, queued behind everything else, even in non-blocking mode.
-        self._queue.put((mark, ()))
+        # A marker behind everything already queued (waits for room, even in non-blocking mode).
+        self._queue.put(done)
         return done.wait(timeout)
 
     def stop(self, timeout=5.0):
