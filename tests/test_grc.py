@@ -98,10 +98,16 @@ def test_templates_and_ports(flow_graph):
     dec.params["checkpoint"].set_value("'link.safetensors'")
     cnt = flow_graph.new_block("e2e_block_error_counter")
     flow_graph.rewrite()
-    assert enc.templates.render("make") == "e2e.nn_encoder('link.safetensors', 16, 7)"
+    assert enc.templates.render("make") == (
+        "e2e.nn_encoder('link.safetensors', 16, 7, training=False, batch_size=1000, seed=0, sigma2=0.02, "
+        "lr=0.001, rx_batches=10, tx_batches=10, baseline='none', blocking=False, publish_every=0, "
+        "checkpoint_out='', save_every=0)")
     assert enc.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
-    assert dec.templates.render("make") == \
-        "e2e.nn_decoder('link.safetensors', 16, 7, probabilities=False, torch_threads=1, batch_messages=1)"
+    assert dec.templates.render("make") == (
+        "e2e.nn_decoder('link.safetensors', 16, 7, probabilities=False, torch_threads=1, batch_messages=1, "
+        "training=False, batch_size=1000, seed=0, lr=0.001, rx_batches=10, tx_batches=10, blocking=False, "
+        "feedback_snr_db=None, feedback_bits=0, feedback_loss_prob=0.0, checkpoint_out='', save_every=0, "
+        "metrics_every=0)")
     assert dec.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
     assert cnt.templates.render("make") == "e2e.block_error_counter(bits_per_message=0, report_every=0)"
     for block in (enc, dec):
@@ -136,3 +142,44 @@ def test_there_are_examples():
     readme = (ROOT / "examples" / "README.md").read_text()
     for name in names:
         assert name in readme, f"examples/README.md does not index {name}"
+
+
+@pytest.mark.parametrize("block_id, param, good, bad", [
+    ("e2e_nn_encoder", "sigma2", ["0.02", "0.5"], ["0", "1", "-0.1"]),
+    ("e2e_nn_encoder", "lr", ["0.001"], ["0", "-1"]),
+    ("e2e_nn_encoder", "tx_batches", ["0", "10"], ["-1"]),
+    ("e2e_nn_encoder", "publish_every", ["0", "5"], ["-1"]),
+    ("e2e_nn_decoder", "feedback_bits", ["0", "8", "24"], ["-1", "25"]),
+    ("e2e_nn_decoder", "feedback_loss_prob", ["0", "0.3", "1"], ["-0.1", "1.5"]),
+    ("e2e_nn_decoder", "metrics_every", ["0", "10"], ["-1"]),
+    ("e2e_nn_decoder", "batch_size", ["1", "500"], ["0"]),
+])
+def test_training_parameter_asserts_apply_only_in_training(flow_graph, block_id, param, good, bad):
+    block = flow_graph.new_block(block_id)
+    block.params["training"].set_value("True")
+    for value in good:
+        block.params[param].set_value(value)
+        assert errors_of(flow_graph, block) == [], (param, value)
+    for value in bad:
+        block.params[param].set_value(value)
+        assert errors_of(flow_graph, block), f"{param}={value} was accepted"
+    block.params["training"].set_value("False")  # inference ignores the training parameters
+    assert errors_of(flow_graph, block) == []
+
+
+def test_training_ports_and_parameters_show_only_in_training(flow_graph):
+    enc = flow_graph.new_block("e2e_nn_encoder")
+    dec = flow_graph.new_block("e2e_nn_decoder")
+    flow_graph.rewrite()
+    assert [p.key for p in enc.sinks if not p.hidden] == ["0", "weights"]
+    assert [p.key for p in enc.sources if not p.hidden] == ["0"]
+    assert [p.key for p in dec.sources if not p.hidden] == ["0"]
+    assert enc.params["sigma2"].hide == "all" and dec.params["feedback_bits"].hide == "all"
+    for block in (enc, dec):
+        block.params["training"].set_value("True")
+    flow_graph.rewrite()
+    assert [p.key for p in enc.sinks if not p.hidden] == ["0", "weights", "loss"]
+    assert [(p.key, p.domain) for p in enc.sources if not p.hidden] == [("0", "stream"), ("weights", "message")]
+    assert [p.key for p in dec.sources if not p.hidden] == ["0", "loss", "metrics"]
+    assert enc.params["sigma2"].hide == "none" and dec.params["feedback_bits"].hide == "none"
+    assert "training=True" in enc.templates.render("make") and "training=True" in dec.templates.render("make")
