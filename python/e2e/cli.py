@@ -116,10 +116,13 @@ def cmd_train(args):
         return channel_class(ebn0, cfg.M, cfg.n, cfg.mode, generator=gen)
 
     t0 = time.time()
-    enc, dec, report = training.fit_link(
-        cfg, make_channel, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        lr_schedule=args.lr_schedule, seed=args.seed, restarts=args.restarts,
-        decoder_finetune_steps=args.decoder_finetune_steps, progress=not args.quiet)
+    if args.method == "model-free":
+        enc, dec, report = train_model_free(args, cfg, make_channel)
+    else:
+        enc, dec, report = training.fit_link(
+            cfg, make_channel, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+            lr_schedule=args.lr_schedule, seed=args.seed, restarts=args.restarts,
+            decoder_finetune_steps=args.decoder_finetune_steps, progress=not args.quiet)
     seconds = time.time() - t0
     ckpt = os.path.join(args.out, "checkpoint.safetensors")
     checkpoint.save(ckpt, cfg, enc, dec, metadata={"ebn0_db": json.dumps(ebn0), "seed": args.seed,
@@ -135,10 +138,34 @@ def cmd_train(args):
                "restarts": [{k: v for k, v in r.items() if k != "history"} for r in report["runs"]],
                "history": chosen["history"]}
     _write_json(os.path.join(args.out, "train.json"), summary)
-    print(f"trained in {seconds:.1f} s (restart {report['chosen'] + 1} of {args.restarts} kept, "
-          f"{chosen['validation_errors']}/{chosen['validation_blocks']} validation block errors)")
+    print(f"trained in {seconds:.1f} s ({args.method}; restart {report['chosen'] + 1} of "
+          f"{len(report['runs'])} kept, {chosen['validation_errors']}/{chosen['validation_blocks']} "
+          f"validation block errors)")
     print(f"wrote {ckpt}, loss.png, constellation.png, train.json in {args.out}")
     return 0
+
+
+def train_model_free(args, cfg, make_channel):
+    """--method model-free: the offline alternating trainer (the reference for live training)."""
+    from .core import model_free, models, prng, training
+    if args.restarts != 1 or args.decoder_finetune_steps:
+        raise UsageError("--restarts and --decoder-finetune-steps apply to --method model-aware only")
+    enc, dec = models.build(cfg, seed=args.seed)
+    feedback = model_free.FeedbackLink(snr_db=args.feedback_snr_db, bits=args.feedback_bits or None,
+                                       loss_prob=args.feedback_loss, seed=args.seed)
+    hist = model_free.train_model_free(
+        enc, dec, make_channel(prng.torch_generator(args.seed, prng.NOISE, 0)), batches=args.steps,
+        batch_size=args.batch_size, rx_batches=args.rx_batches, tx_batches=args.tx_batches,
+        sigma2=args.sigma2, lr_rx=args.lr, lr_tx=args.lr, baseline=args.baseline, feedback=feedback,
+        seed=args.seed, progress=not args.quiet)
+    errors = training.validation_errors(enc, dec, make_channel(prng.torch_generator(args.seed, prng.EVAL, 0)),
+                                        seed=args.seed)
+    rx = [(b, l) for b, l, p in zip(hist["batch"], hist["loss"], hist["phase"]) if p == "receiver"]
+    history = {"step": [b for b, _ in rx], "loss": [l for _, l in rx]}
+    run = {"restart": 0, "seed": args.seed, "validation_errors": errors, "validation_blocks": 100_000,
+           "final_loss": history["loss"][-1] if rx else None, "lost_feedback": hist["lost_feedback"],
+           "history": history}
+    return enc, dec, {"chosen": 0, "runs": [run]}
 
 
 # --- eval -----------------------------------------------------------------------
@@ -268,8 +295,10 @@ def build_parser():
 
     t = sub.add_parser("train", help="train an encoder/decoder pair, write a checkpoint and plots",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--method", choices=["model-aware"], default="model-aware",
-                   help="model-aware: backpropagate through a differentiable AWGN channel")
+    t.add_argument("--method", choices=["model-aware", "model-free"], default="model-aware",
+                   help="model-aware: backpropagate through the differentiable channel; model-free: "
+                        "receiver by its true gradient, transmitter by policy gradient from fed-back "
+                        "losses (Aoudia & Hoydis), never differentiating the channel; --steps counts batches")
     t.add_argument("--M", type=_positive_int, default=16, help="number of messages (k = log2 M bits)")
     t.add_argument("--n", type=_positive_int, default=7, help="channel uses per message")
     t.add_argument("--mode", choices=["complex", "real"], default="complex",
@@ -293,6 +322,18 @@ def build_parser():
                    help="train this many initialisations, keep the best on held-out messages")
     t.add_argument("--decoder-finetune-steps", type=_nonnegative_int, default=0,
                    help="receiver-only steps on the frozen constellation afterwards")
+    mf = t.add_argument_group("model-free training (--method model-free)")
+    mf.add_argument("--sigma2", type=float, default=0.05,
+                    help="variance per channel use of the transmitter's exploration noise, in (0, 1)")
+    mf.add_argument("--rx-batches", type=_nonnegative_int, default=10, help="receiver batches per cycle (R)")
+    mf.add_argument("--tx-batches", type=_nonnegative_int, default=10, help="transmitter batches per cycle (T)")
+    mf.add_argument("--baseline", choices=["none", "mean"], default="none",
+                    help="mean: subtract the batch's mean loss (variance reduction); none: the paper's estimator")
+    mf.add_argument("--feedback-snr-db", type=float, default=None,
+                    help="noise on the fed-back losses at SNRfb = E[l^2]/sigma_e^2 (default: noiseless)")
+    mf.add_argument("--feedback-bits", type=_nonnegative_int, default=0,
+                    help="quantise fed-back losses to this many bits (0: no quantisation)")
+    mf.add_argument("--feedback-loss", type=float, default=0.0, help="probability a feedback message is lost")
     t.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of every random stream")
     t.add_argument("--threads", type=_positive_int, default=1,
                    help="torch CPU threads")
