@@ -170,8 +170,9 @@ class FeedbackLink:
 
 
 def train_model_free(encoder, decoder, channel, *, batches, batch_size=1000, rx_batches=10,
-                     tx_batches=10, sigma2=0.02, lr_rx=1e-3, lr_tx=1e-3, baseline="none",
-                     feedback=None, seed=0, progress=False, log_every=20, desc="model-free training"):
+                     tx_batches=10, sigma2=0.02, lr_rx=1e-3, lr_tx=1e-3, lr_schedule="constant",
+                     baseline="none", feedback=None, seed=0, progress=False, log_every=20,
+                     desc="model-free training"):
     """The offline alternating trainer: the reference for the live flowgraph.
 
     Batch b carries prng.batch_messages(seed, b, batch_size, M) and belongs to
@@ -182,6 +183,7 @@ def train_model_free(encoder, decoder, channel, *, batches, batch_size=1000, rx_
     is differentiated through it, so it may be any [batch, 2n] -> [batch, 2n]
     function, a real radio included.
 
+    lr_schedule: training.SCHEDULES, applied to each end over its own steps.
     Returns the history {'batch', 'phase', 'loss', 'bler'}: receiver
     batches' mean loss and block error rate, averaged over log_every batches
     of that phase.
@@ -192,8 +194,14 @@ def train_model_free(encoder, decoder, channel, *, batches, batch_size=1000, rx_
     sigma2 = validate_sigma2(sigma2)
     phase_of(0, rx_batches, tx_batches)
     feedback = feedback or FeedbackLink()
+    from .training import lr_factor
+    lr_factor(lr_schedule, 0, 1)
     opt_rx = torch.optim.Adam(decoder.parameters(), lr=lr_rx)
     opt_tx = torch.optim.Adam(encoder.parameters(), lr=lr_tx)
+    n_rx = sum(phase_of(b, rx_batches, tx_batches) == RECEIVER for b in range(batches))
+    sched = {RECEIVER: torch.optim.lr_scheduler.LambdaLR(opt_rx, lambda s: lr_factor(lr_schedule, s, n_rx)),
+             TRANSMITTER: torch.optim.lr_scheduler.LambdaLR(
+                 opt_tx, lambda s: lr_factor(lr_schedule, s, batches - n_rx))}
     gen = prng.torch_generator(seed, prng.NOISE, 3)
     M, mode = encoder.config.M, encoder.config.mode
     history = {"batch": [], "phase": [], "loss": [], "bler": []}
@@ -227,6 +235,7 @@ def train_model_free(encoder, decoder, channel, *, batches, batch_size=1000, rx_
                 transmitter_step(encoder, opt_tx, m, w, torch.from_numpy(np.asarray(fed_back)), sigma2, baseline)
             a = acc[TRANSMITTER]
             a[0] += float(losses.sum())
+        sched[phase].step()
         a[2] += len(m)
         a[3] += 1
         if a[3] == log_every:
