@@ -273,6 +273,7 @@ class nn_decoder(SwappableNetwork, gr.decim_block):
             if not self._worker.drain(30.0):
                 self.logger.warn("training worker did not finish its queued batches within 30 s")
             self._worker.stop()
+            self.logger.info(f"training stopped: {self.training_counters()}")
             if self.metrics_every:
                 self._publish_metrics()
             if self.checkpoint_out:

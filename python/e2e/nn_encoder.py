@@ -282,6 +282,7 @@ class nn_encoder(SwappableNetwork, gr.interp_block):
             if not self._worker.drain(30.0):
                 self.logger.warn("training worker did not finish its queued steps within 30 s")
             self._worker.stop()
+            self.logger.info(f"training stopped: {self.training_counters()}")
             if self.checkpoint_out:
                 try:
                     self._save(self.checkpoint_out)

@@ -1,0 +1,104 @@
+"""Two-process live model-free training over ZMQ on loopback (examples/model_free_zmq_{tx,rx}.grc).
+
+The transmitter and the receiver flowgraphs run as separate processes; the
+samples cross a ZMQ PUSH/PULL stream pair and the losses a ZMQ PUSH/PULL
+message pair, both on 127.0.0.1 only. The receiver ends by itself after
+N batches; the transmitter (endless source, throttled like a radio clock)
+is then stopped with SIGTERM, which makes the generated script stop the
+flowgraph, so nn_encoder.stop() writes its checkpoint. The trained link is
+the transmitter's encoder with the receiver's decoder; its BLER must have a
+Wilson 99.9% upper bound below uncoded BPSK k=4 at 4 dB (0.049), as in
+test_live_flowgraph.py (measured in development: 0.027).
+"""
+import ast
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gnuradio.e2e.core import checkpoint, config, evaluation, learned, models, theory
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCHES, BATCH_SIZE = 3000, 500
+RATE = 6e5  # symbols/s: ~170 batches/s, which the receiver process keeps up with on 2 shared cores
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.mark.timeout(150)
+def test_two_process_training_over_zmq(tmp_path):
+    for name in ("model_free_zmq_tx", "model_free_zmq_rx"):
+        subprocess.run(["grcc", "-o", str(tmp_path), os.path.join(ROOT, "examples", name + ".grc")],
+                       check=True, capture_output=True, timeout=100)
+    cfg = config.LinkConfig(M=16, n=7, mode="complex")
+    start = str(tmp_path / "start.safetensors")
+    checkpoint.save(start, cfg, *models.build(cfg, seed=0))
+    samples_port, loss_port = free_port(), free_port()
+    common = ["-c", start, "-b", str(BATCH_SIZE), "-s", "0", "-l", "5e-3",
+              "-a", f"tcp://127.0.0.1:{samples_port}", "-L", f"tcp://127.0.0.1:{loss_port}"]
+    rx_out, tx_out = str(tmp_path / "rx.safetensors"), str(tmp_path / "tx.safetensors")
+    rx_log, tx_log = open(tmp_path / "rx.log", "w+"), open(tmp_path / "tx.log", "w+")
+    rx = subprocess.Popen([sys.executable, "-u", str(tmp_path / "model_free_zmq_rx.py"), *common,
+                           "-o", rx_out, "-N", str(BATCHES), "-e", "4"],
+                          stdout=rx_log, stderr=subprocess.STDOUT)
+    tx = None
+    try:
+        # Start the transmitter once the receiver is up (its loss socket is bound in its
+        # constructor, next to its sample socket's connect): a throttle that starts before
+        # anyone listens would burst to catch up, and the encoder's store of 32 transmitter
+        # batches would expire before their losses came back.
+        deadline = time.monotonic() + 60
+        while not port_open(loss_port):
+            assert rx.poll() is None and time.monotonic() < deadline, "receiver did not start"
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        tx = subprocess.Popen([sys.executable, "-u", str(tmp_path / "model_free_zmq_tx.py"), *common,
+                               "-o", tx_out, "-r", str(RATE)], stdout=tx_log, stderr=subprocess.STDOUT)
+        assert rx.wait(100) == 0
+        elapsed = time.monotonic() - t0
+        assert tx.poll() is None, "the transmitter ended before it was told to"
+        tx.send_signal(signal.SIGTERM)
+        assert tx.wait(30) == 0
+    finally:
+        stop(rx)
+        if tx is not None:
+            stop(tx)
+    rx_log.seek(0)
+    tx_log.seek(0)
+    rx_text, tx_text = rx_log.read(), tx_log.read()
+    rx_metrics = json.loads(rx_text.split("RESULT ", 1)[1].splitlines()[0])
+    tx_counters = ast.literal_eval(tx_text.split("training stopped: ", 1)[1].splitlines()[0])
+    assert rx_metrics["batches"] == BATCHES - 1 and rx_metrics["receiver_steps"] == BATCHES // 2
+    assert rx_metrics["loss_messages"] == BATCHES // 2 - 1 and rx_metrics["dropped_batches"] == 0
+    # Every loss crossed the socket and found its batch (the last few may miss the receiver's exit).
+    assert tx_counters["transmitter_steps"] >= BATCHES // 2 - 30, tx_counters
+    assert tx_counters["unknown_losses"] <= 30 and tx_counters["malformed_loss_messages"] == 0
+    _, enc, _ = checkpoint.load(tx_out)
+    _, _, dec = checkpoint.load(rx_out)
+    point = evaluation.evaluate_bler(learned.LearnedLink(enc, dec), [4.0], min_errors=10 ** 9,
+                                     max_blocks=200_000, seed=5)[0]
+    upper = theory.wilson_interval(point["block_errors"], point["blocks"], 0.999)[1]
+    assert upper < theory.uncoded_bpsk_bler(4.0, 4), (point["bler"], upper)
+    print(f"\nZMQ two-process: {BATCHES} batches in {elapsed:.1f} s at {RATE:g} symbols/s, "
+          f"BLER {point['bler']:.4f}, transmitter steps {tx_counters['transmitter_steps']}")
