@@ -266,3 +266,19 @@ tb.wait()
     assert result["probe"].get("receiver_steps", 0) >= 50  # the GUI's probe saw the decoder's metrics
     assert result["metrics"]["bler"] < 0.2  # started from the trained tiny link
     checkpoint.load(out)  # written at stop
+
+
+def test_checkpoint_out_forgets_an_earlier_flowgraphs_networks(tiny_link, other_link, tmp_path):
+    """A second pair of blocks on the same checkpoint_out must not pair with the first pair's copies."""
+    path = str(tmp_path / "again.safetensors")
+    first = e2e.nn_decoder(tiny_link.path, M, N, training=True, batch_size=10, checkpoint_out=path)
+    first.save_checkpoint()  # the registry now holds tiny_link's decoder for this path
+    first.stop()
+    enc = e2e.nn_encoder(other_link.path, M, N, training=True, batch_size=10, checkpoint_out=path)
+    dec = e2e.nn_decoder(other_link.path, M, N, training=True, batch_size=10, checkpoint_out=path)
+    enc.save_checkpoint()  # before the new decoder has saved anything
+    _, _, d = checkpoint.load(path)
+    y = torch.from_numpy(np.random.default_rng(2).standard_normal((5, 2 * N)).astype(np.float32))
+    with torch.no_grad():
+        assert torch.equal(d(y), other_link.decoder(y))  # the new blocks' own starting decoder
+    enc.stop(), dec.stop()

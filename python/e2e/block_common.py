@@ -129,6 +129,11 @@ class LinkCheckpoint:
         with cls._registry_lock:
             return cls._registry.setdefault(key, cls())
 
+    def claim(self, role):
+        """A new block trains `role`: forget copies an earlier flowgraph of this process saved."""
+        with self.lock:
+            self.latest.pop(role, None)
+
     def save(self, path, config, role, network, fallback_partner=None, metadata=None):
         """Write `network` (role 'encoder' or 'decoder') with the latest partner; returns path."""
         other = "decoder" if role == "encoder" else "encoder"

@@ -169,6 +169,8 @@ class nn_decoder(SwappableNetwork, gr.decim_block):
                 partner = None
             self.batch_size, self.checkpoint_out, self.metrics_every = batch_size, checkpoint_out, metrics_every
             self._saver = LinkCheckpoint.for_path(checkpoint_out) if checkpoint_out else None
+            if self._saver:
+                self._saver.claim("decoder")
             self._partner = partner
             self._batches = 0
             self._metrics_mark = 0

@@ -142,6 +142,8 @@ class nn_encoder(SwappableNetwork, gr.interp_block):
         self.batch_size = batch_size
         self.checkpoint_out = checkpoint_out
         self._saver = LinkCheckpoint.for_path(checkpoint_out) if checkpoint_out else None
+        if self._saver:
+            self._saver.claim("encoder")
         self._partner = partner
         self._next_batch = 0
         self._batches = 0
