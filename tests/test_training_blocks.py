@@ -282,3 +282,21 @@ def test_checkpoint_out_forgets_an_earlier_flowgraphs_networks(tiny_link, other_
     with torch.no_grad():
         assert torch.equal(d(y), other_link.decoder(y))  # the new blocks' own starting decoder
     enc.stop(), dec.stop()
+
+
+@pytest.mark.timeout(60)
+def test_non_blocking_mode_accounts_for_every_batch(tiny_link):
+    """blocking=False (a radio): batches the worker cannot take are dropped and counted, never lost."""
+    B, batches = 100, 600
+    tb = gr.top_block()
+    src = e2e.training_source(M, B, 0, num_batches=batches)
+    enc = e2e.nn_encoder(tiny_link.path, M, N, training=True, batch_size=B, blocking=False)
+    dec = e2e.nn_decoder(tiny_link.path, M, N, training=True, batch_size=B, blocking=False)
+    tb.connect(src, enc, dec, blocks.null_sink(gr.sizeof_char))
+    tb.msg_connect(dec, "loss", enc, "loss")
+    tb.run()  # stop() drains the workers
+    m, c = dec.training_metrics(), enc.training_counters()
+    assert m["batches"] == batches
+    assert m["receiver_steps"] + m["loss_messages"] + m["lost_feedback"] + m["dropped_batches"] == batches, m
+    assert c["transmitter_steps"] + c["dropped_steps"] <= m["loss_messages"]
+    assert c["worker_errors"] == 0 and c["bad_losses"] == 0
