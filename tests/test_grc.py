@@ -101,13 +101,13 @@ def test_templates_and_ports(flow_graph):
     assert enc.templates.render("make") == (
         "e2e.nn_encoder('link.safetensors', 16, 7, training=False, batch_size=1000, seed=0, sigma2=0.02, "
         "lr=0.001, rx_batches=10, tx_batches=10, baseline='none', blocking=False, publish_every=0, "
-        "checkpoint_out='', save_every=0)")
+        "checkpoint_out='', save_every=0, lr_schedule='constant', schedule_steps=0)")
     assert enc.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
     assert dec.templates.render("make") == (
         "e2e.nn_decoder('link.safetensors', 16, 7, probabilities=False, torch_threads=1, batch_messages=1, "
         "training=False, batch_size=1000, seed=0, lr=0.001, rx_batches=10, tx_batches=10, blocking=False, "
         "feedback_snr_db=None, feedback_bits=0, feedback_loss_prob=0.0, checkpoint_out='', save_every=0, "
-        "metrics_every=0)")
+        "metrics_every=0, lr_schedule='constant', schedule_steps=0)")
     assert dec.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
     assert cnt.templates.render("make") == "e2e.block_error_counter(bits_per_message=0, report_every=0)"
     for block in (enc, dec):

@@ -136,3 +136,36 @@ def test_threaded_live_link_learns():
     assert tx.steps == 1250 and rx.steps == 1250
     point = evaluation.evaluate_bler(LearnedLink(enc, dec), [4.0], min_errors=10**9, max_blocks=200_000)[0]
     assert theory.wilson_interval(point["block_errors"], point["blocks"], 0.999)[1] < theory.uncoded_bpsk_bler(4.0, 4)
+
+
+def test_lr_schedule_decays_over_its_horizon_then_holds():
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = live.lr_scheduler(opt, "cosine", 10)
+    rates = []
+    for _ in range(15):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[0] == 1.0 and all(a >= b for a, b in zip(rates, rates[1:]))
+    assert rates[10] == rates[14] == pytest.approx(0.01)  # held at the final rate after the horizon
+    const = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    s0 = live.lr_scheduler(const, "cosine", 0)  # no horizon: constant
+    for _ in range(5):
+        const.step()
+        s0.step()
+    assert const.param_groups[0]["lr"] == 1.0
+    with pytest.raises(ValueError, match="lr_schedule"):
+        live.lr_scheduler(opt, "linear", 10)
+    with pytest.raises(ValueError, match="schedule_steps"):
+        live.lr_scheduler(opt, "cosine", -1)
+
+
+def test_training_blocks_name_bad_schedule_parameters(tmp_path):
+    from gnuradio import e2e
+    path = str(tmp_path / "link.safetensors")
+    checkpoint.save(path, config.LinkConfig(M=M, n=N), *fresh())
+    for block in (e2e.nn_encoder, e2e.nn_decoder):
+        with pytest.raises(ValueError, match="lr_schedule"):
+            block(path, M, N, training=True, lr_schedule="linear")
+        with pytest.raises(ValueError, match="schedule_steps"):
+            block(path, M, N, training=True, schedule_steps=-5)

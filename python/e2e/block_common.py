@@ -44,6 +44,14 @@ def validate_int(name, value, low=None):
     return int(value)
 
 
+def validate_schedule(lr_schedule, schedule_steps):
+    """(lr_schedule, schedule_steps) for the training blocks; ValueError naming the parameter."""
+    from .core.training import SCHEDULES
+    if lr_schedule not in SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {lr_schedule!r}")
+    return lr_schedule, validate_int("schedule_steps", schedule_steps, 0)
+
+
 def validate_float(name, value, low=None, high=None, low_open=False):
     """value as a finite float in [low, high] ((low, high] with low_open); ValueError naming it."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)

@@ -7,7 +7,7 @@ import torch
 from gnuradio import gr
 
 from .block_common import (LOSS_PORT, METRICS_PORT, LinkCheckpoint, SwappableNetwork, dict_message,
-                           loss_message, validate_block_params, validate_float, validate_int)
+                           loss_message, validate_block_params, validate_float, validate_int, validate_schedule)
 from .core import checkpoint as ckpt
 from .core.live import ReceiverTrainer
 from .core.model_free import FeedbackLink
@@ -119,10 +119,11 @@ class nn_decoder(SwappableNetwork, gr.decim_block):
     def __init__(self, checkpoint, M, n, probabilities=False, torch_threads=1, batch_messages=1,
                  training=False, batch_size=1000, seed=0, lr=1e-3, rx_batches=10, tx_batches=10,
                  blocking=False, feedback_snr_db=None, feedback_bits=0, feedback_loss_prob=0.0,
-                 checkpoint_out="", save_every=0, metrics_every=0):
+                 checkpoint_out="", save_every=0, metrics_every=0, lr_schedule="constant", schedule_steps=0):
         M, n = validate_block_params(M, n)
         training = bool(training)
         if training:
+            self._lr_schedule, self._schedule_steps = validate_schedule(lr_schedule, schedule_steps)
             if probabilities:
                 raise ValueError("probabilities must be False in training mode")
             batch_size = validate_int("batch_size", batch_size, 1)
@@ -183,7 +184,8 @@ class nn_decoder(SwappableNetwork, gr.decim_block):
             self._trainer = ReceiverTrainer(
                 decoder, batch_size=batch_size, lr=lr, rx_batches=rx_batches, tx_batches=tx_batches, seed=seed,
                 worker=self._worker, on_losses=self._publish_losses, feedback=feedback,
-                save_path=checkpoint_out or None, save_every=save_every, encoder_for_save=partner)
+                save_path=checkpoint_out or None, save_every=save_every, encoder_for_save=partner,
+                lr_schedule=self._lr_schedule, schedule_steps=self._schedule_steps)
             self._trainer.save = self._save  # the shared, whole-link checkpoint (block_common.LinkCheckpoint)
             self.set_output_multiple(batch_size)
             self.message_port_register_out(pmt.intern(LOSS_PORT))

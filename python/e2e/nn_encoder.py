@@ -5,7 +5,7 @@ from gnuradio import gr
 
 from .block_common import (BATCH_INDEX_TAG, LOSS_PORT, MAX_M, WEIGHTS_PORT, LinkCheckpoint,
                            SwappableNetwork, parse_loss_message, u8vector, validate_block_params,
-                           validate_float, validate_int)
+                           validate_float, validate_int, validate_schedule)
 from .core import checkpoint as ckpt
 from .core import model_free
 from .core.live import TransmitterTrainer
@@ -98,10 +98,11 @@ class nn_encoder(SwappableNetwork, gr.interp_block):
 
     def __init__(self, checkpoint, M, n, training=False, batch_size=1000, seed=0, sigma2=0.02, lr=1e-3,
                  rx_batches=10, tx_batches=10, baseline="none", blocking=False, publish_every=0,
-                 checkpoint_out="", save_every=0):
+                 checkpoint_out="", save_every=0, lr_schedule="constant", schedule_steps=0):
         M, n = validate_block_params(M, n)
         training = bool(training)
         if training:
+            self._lr_schedule, self._schedule_steps = validate_schedule(lr_schedule, schedule_steps)
             batch_size = validate_int("batch_size", batch_size, 1)
             seed = validate_int("seed", seed, 0)
             sigma2 = model_free.validate_sigma2(sigma2)
@@ -156,7 +157,8 @@ class nn_encoder(SwappableNetwork, gr.interp_block):
         self._trainer = TransmitterTrainer(
             encoder, sigma2=sigma2, lr=lr, rx_batches=rx_batches, tx_batches=tx_batches, baseline=baseline,
             seed=seed, worker=self._worker, on_weights=self._publish_weights, publish_every=publish_every,
-            save_path=checkpoint_out or None, save_every=save_every, decoder_for_save=partner)
+            save_path=checkpoint_out or None, save_every=save_every, decoder_for_save=partner,
+            lr_schedule=self._lr_schedule, schedule_steps=self._schedule_steps)
         self._trainer.save = self._save  # the shared, whole-link checkpoint (block_common.LinkCheckpoint)
         self.set_output_multiple(batch_size * self.n)
         self.message_port_register_in(pmt.intern(LOSS_PORT))

@@ -23,6 +23,22 @@ from . import checkpoint, model_free, prng
 from .models import complex_to_real
 
 
+def lr_scheduler(optimizer, schedule, steps):
+    """Learning-rate schedule over `steps` gradient steps of one end, then held.
+
+    A live run has no natural end, so the schedule needs an explicit horizon:
+    schedule_steps = 0 means a constant rate whatever `schedule` says.
+    """
+    from .training import lr_factor
+    lr_factor(schedule, 0, 1)  # validates the name
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"schedule_steps must be an integer >= 0, got {steps!r}")
+    if steps == 0:
+        schedule = "constant"
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(schedule, min(s, steps), max(steps, 1)))
+
+
 class TransmitterTrainer:
     """Transmitter end: perturbs transmitter batches, steps on fed-back losses.
 
@@ -34,11 +50,13 @@ class TransmitterTrainer:
     on_weights(bytes) is called on the worker thread every `publish_every`
     steps with the encoder as safetensors bytes; save_path/save_every write
     atomic checkpoints (encoder plus, when given, the checkpoint's decoder).
+    lr_schedule / schedule_steps: see lr_scheduler (counted in transmitter steps).
     """
 
     def __init__(self, encoder, *, sigma2=0.02, lr=1e-3, rx_batches=10, tx_batches=10,
                  baseline="none", store_batches=32, seed=0, worker=None, on_weights=None,
-                 publish_every=0, save_path=None, save_every=0, decoder_for_save=None):
+                 publish_every=0, save_path=None, save_every=0, decoder_for_save=None,
+                 lr_schedule="constant", schedule_steps=0):
         self.encoder = encoder
         self.config = encoder.config
         self.sigma2 = model_free.validate_sigma2(sigma2)
@@ -46,6 +64,7 @@ class TransmitterTrainer:
         self.rx_batches, self.tx_batches, self.baseline, self.seed = rx_batches, tx_batches, baseline, seed
         self.store_batches = int(store_batches)
         self.optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
+        self.scheduler = lr_scheduler(self.optimizer, lr_schedule, schedule_steps)
         self.worker = worker
         self.on_weights, self.publish_every = on_weights, int(publish_every)
         self.save_path, self.save_every, self.decoder_for_save = save_path, int(save_every), decoder_for_save
@@ -100,6 +119,7 @@ class TransmitterTrainer:
         w_real = torch.from_numpy(complex_to_real(w).astype(np.float32))
         model_free.transmitter_step(self.encoder, self.optimizer, torch.from_numpy(messages), w_real,
                                     torch.from_numpy(losses), self.sigma2, self.baseline)
+        self.scheduler.step()
         self._table = self.encoder.symbol_table()
         self.steps += 1
         if self.on_weights and self.publish_every and self.steps % self.publish_every == 0:
@@ -130,18 +150,19 @@ class ReceiverTrainer:
     on_losses(b, float32 [B]) unless the feedback link lost them.
     decide(y) -> int64 [k] uses an inference copy refreshed after each step.
     metrics() gives running loss and BLER over the last `window` receiver
-    batches.
+    batches. lr_schedule / schedule_steps: see lr_scheduler (receiver steps).
     """
 
     def __init__(self, decoder, *, batch_size, lr=1e-3, rx_batches=10, tx_batches=10, seed=0,
                  worker=None, on_losses=None, feedback=None, window=10, save_path=None,
-                 save_every=0, encoder_for_save=None):
+                 save_every=0, encoder_for_save=None, lr_schedule="constant", schedule_steps=0):
         self.decoder = decoder
         self.config = decoder.config
         self.batch_size = int(batch_size)
         model_free.phase_of(0, rx_batches, tx_batches)
         self.rx_batches, self.tx_batches, self.seed = rx_batches, tx_batches, seed
         self.optimizer = torch.optim.Adam(decoder.parameters(), lr=lr)
+        self.scheduler = lr_scheduler(self.optimizer, lr_schedule, schedule_steps)
         self.worker, self.on_losses, self.feedback = worker, on_losses, feedback or model_free.FeedbackLink(seed=seed)
         self.save_path, self.save_every, self.encoder_for_save = save_path, int(save_every), encoder_for_save
         self._inference = self._snapshot()
@@ -177,6 +198,7 @@ class ReceiverTrainer:
         if self.phase(batch_index) == model_free.RECEIVER:
             self.decoder.train()
             loss, errors = model_free.receiver_step(self.decoder, self.optimizer, y_real, messages)
+            self.scheduler.step()
             self.steps += 1
             self._recent.append((loss, errors))
             self._inference = self._snapshot()
