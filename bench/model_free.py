@@ -11,6 +11,10 @@ Experiments (pick with --only; all write bench/out/model_free_*.json and .png):
             -10 to 20 dB, against clean feedback: BLER at the training point.
   rbf       Rayleigh block fading, M=256, n=4, transformer receiver front
             end: model-aware vs model-free.
+  live      the same AWGN comparison with the model-free link trained LIVE,
+            in examples/model_free_awgn_headless.grc (training_source ->
+            nn_encoder -> channel_model -> nn_decoder, losses on the message
+            port, worker threads), with the offline recipe.
 
 SNR is Es/N0 (DESIGN.md); the Eb/N0 the core uses is SNR - 10 log10(R).
 Sizes: --scale multiplies every training length (1.0 is the full benchmark,
@@ -28,6 +32,7 @@ from gnuradio.e2e.core import channels, config, evaluation, model_free, models, 
 from gnuradio.e2e.core.baselines import uncoded_link
 from gnuradio.e2e.core.learned import LearnedLink
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 M, N = 256, 4
 TRAIN_SNR_DB = 10.0
 SNR_GRID = [6.0, 8.0, 10.0, 12.0]
@@ -111,6 +116,55 @@ def compare(kind, args):
     return result
 
 
+def train_live(scale, seed, out_dir):
+    """The model-free link trained by the live flowgraph; returns (encoder, decoder, seconds, counters)."""
+    from gnuradio.e2e import grc_runner
+    from gnuradio.e2e.core import checkpoint
+    cfg = link_config("awgn")
+    start = os.path.join(out_dir, "live_start.safetensors")
+    trained = os.path.join(out_dir, "live_trained.safetensors")
+    checkpoint.save(start, cfg, *models.build(cfg, seed=seed))
+    r = MODEL_FREE
+    batches = max(40, int(r["batches"] * scale))
+    top = grc_runner.compile_and_load(os.path.join(ROOT, "examples", "model_free_awgn_headless.grc"),
+                                      os.path.join(out_dir, "flowgraphs"))
+    # Each end takes half the batches as its steps (R = T = 10): the schedule's horizon.
+    tb = top(checkpoint=start, checkpoint_out=trained, ebn0_db=ebn0(TRAIN_SNR_DB), num_batches=batches,
+             batch_size=r["batch_size"], seed=seed, sigma2=r["sigma2"], baseline=r["baseline"],
+             lr_schedule=r["lr_schedule"], schedule_steps=batches // 2, lr=r["lr_tx"], M=M, n=N,
+             save_every=0)
+    tb.msg_disconnect((tb.e2e_nn_decoder_0, "metrics"), (tb.blocks_message_debug_0, "print"))
+    t0 = time.time()
+    tb.run()
+    seconds = time.time() - t0
+    counters = {"encoder": tb.e2e_nn_encoder_0.training_counters(),
+                "decoder": tb.e2e_nn_decoder_0.training_counters()}
+    _, enc, dec = checkpoint.load(trained)
+    return enc, dec, seconds, counters
+
+
+def compare_live(args):
+    grid = SNR_GRID
+    ma = train_aware("awgn", args.scale, args.seed)
+    enc, dec, secs, counters = train_live(args.scale, args.seed, args.out)
+    curves = {"model-aware": bler_curve(ma[0], ma[1], "awgn", grid, args.min_errors, args.max_blocks),
+              "model-free, live flowgraph": bler_curve(enc, dec, "awgn", grid, args.min_errors, args.max_blocks),
+              "uncoded QPSK (8 bits, 4 uses)": evaluation.evaluate_bler(
+                  uncoded_link(8, "qpsk"), [ebn0(s) for s in grid], min_errors=args.min_errors,
+                  max_blocks=args.max_blocks)}
+    live = curves["model-free, live flowgraph"]
+    result = {"experiment": "live", "M": M, "n": N, "train_snr_db": TRAIN_SNR_DB, "snr_grid_db": grid,
+              "scale": args.scale, "model_free_recipe": MODEL_FREE, "model_aware_recipe": MODEL_AWARE,
+              "train_seconds": {"model-aware": ma[2], "model-free, live flowgraph": secs},
+              "live_counters": counters, "curves": curves,
+              "gap_db_model_free_vs_aware": evaluation.db_gap(live, curves["model-aware"]),
+              "max_gap_db": evaluation.max_gap_db(live, curves["model-aware"])}
+    plots.plot_bler(curves, os.path.join(args.out, "model_free_live.png"),
+                    title=f"M={M}, n={N}, AWGN: live model-free flowgraph vs model-aware (x axis: Eb/N0)",
+                    baselines=[k for k in curves if k.startswith("uncoded")])
+    return result
+
+
 def feedback_sweep(args):
     snrs_fb = [-10.0, -5.0, 0.0, 6.0, 10.0, 20.0, None]
     rows = []
@@ -151,7 +205,7 @@ def _plot_feedback(rows, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", action="append", choices=["awgn", "feedback", "rbf"], default=[])
+    p.add_argument("--only", action="append", choices=["awgn", "feedback", "rbf", "live"], default=[])
     p.add_argument("--scale", type=float, default=1.0, help="multiply every training length")
     p.add_argument("--min-errors", type=int, default=200)
     p.add_argument("--max-blocks", type=int, default=1_000_000)
@@ -160,9 +214,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
-    for name in args.only or ["awgn", "feedback", "rbf"]:
+    for name in args.only or ["awgn", "live", "feedback", "rbf"]:
         t0 = time.time()
-        result = feedback_sweep(args) if name == "feedback" else compare(name, args)
+        run = {"feedback": feedback_sweep, "live": compare_live}.get(name, lambda a: compare(name, a))
+        result = run(args)
         result["seconds"] = round(time.time() - t0, 1)
         path = os.path.join(args.out, f"model_free_{name}.json")
         with open(path, "w") as f:

@@ -19,10 +19,11 @@ def test_model_free_benchmark_runs_at_small_scale(tmp_path):
                            "--max-blocks", "5000", "--min-errors", "20", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for kind in ("awgn", "rbf"):
+    for kind in ("awgn", "rbf", "live"):
         report = json.loads((tmp_path / f"model_free_{kind}.json").read_text())
-        assert {"model-aware", "model-free"} <= set(report["curves"])
-        assert len(report["curves"]["model-free"]) == len(report["snr_grid_db"])
+        free = "model-free, live flowgraph" if kind == "live" else "model-free"
+        assert {"model-aware", free} <= set(report["curves"])
+        assert len(report["curves"][free]) == len(report["snr_grid_db"])
         assert (tmp_path / f"model_free_{kind}.png").stat().st_size > 0
     fb = json.loads((tmp_path / "model_free_feedback.json").read_text())
     assert [r["snr_fb_db"] for r in fb["rows"]] == [-10.0, -5.0, 0.0, 6.0, 10.0, 20.0, None]
