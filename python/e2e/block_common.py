@@ -223,3 +223,47 @@ class SwappableNetwork:
             return False
         self._install(*self._network_of(loaded))
         return True
+
+
+class TrainingEnd:
+    """drain(), save_checkpoint() and stop() of a block in training mode.
+
+    The block sets self._trainer (None outside training mode), self._worker,
+    self._stopped, self.checkpoint_out, self._partner and self._config, names
+    its network in _NETWORK, and defines _save(path) (the shared whole-link
+    checkpoint) and training_counters(). _on_stopping() runs after the worker
+    has finished, before the final checkpoint.
+    """
+
+    def drain(self, timeout=None):
+        """Training mode: wait until the queued training jobs have run (True if in time)."""
+        return self._trainer is None or self._worker.drain(timeout)
+
+    def save_checkpoint(self, path=None):
+        """Training mode: write the checkpoint now (checkpoint_out by default); returns the path."""
+        path = path or self.checkpoint_out
+        if self._trainer is None or not path:
+            raise ValueError("save_checkpoint needs training mode and a path (checkpoint_out)")
+        if path != self.checkpoint_out:
+            network = getattr(self._trainer, self._NETWORK)
+            return LinkCheckpoint().save(path, self._config, self._NETWORK, network, self._partner)
+        return self._save(path)
+
+    def _on_stopping(self):
+        pass
+
+    def stop(self):
+        """Flowgraph stop: finish queued jobs, end the worker, write the final checkpoint."""
+        if self._trainer is not None and not self._stopped:
+            self._stopped = True
+            if not self._worker.drain(30.0):
+                self.logger.warn("training worker did not finish its queued jobs within 30 s")
+            self._worker.stop()
+            self.logger.info(f"training stopped: {self.training_counters()}")
+            self._on_stopping()
+            if self.checkpoint_out:
+                try:
+                    self._save(self.checkpoint_out)
+                except Exception as e:
+                    self.logger.error(f"final checkpoint not written: {e}")
+        return True

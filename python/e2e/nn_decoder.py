@@ -6,7 +6,7 @@ import pmt
 import torch
 from gnuradio import gr
 
-from .block_common import (LOSS_PORT, METRICS_PORT, LinkCheckpoint, SwappableNetwork, dict_message,
+from .block_common import (LOSS_PORT, METRICS_PORT, LinkCheckpoint, SwappableNetwork, TrainingEnd, dict_message,
                            loss_message, validate_block_params, validate_float, validate_int, validate_schedule)
 from .core import checkpoint as ckpt
 from .core.live import ReceiverTrainer
@@ -15,7 +15,7 @@ from .core.models import complex_to_real
 from .core.worker import TrainingWorker
 
 
-class nn_decoder(SwappableNetwork, gr.decim_block):
+class nn_decoder(SwappableNetwork, TrainingEnd, gr.decim_block):
     """Learned receiver: n complex symbols in, one decided message out.
 
     The whole work() buffer is decoded in one batch: [k*n] complex64 ->
@@ -257,35 +257,9 @@ class nn_decoder(SwappableNetwork, gr.decim_block):
                 "dropped_batches": m["dropped_batches"], "worker_errors": self._worker.errors,
                 "pending_jobs": self._worker.pending}
 
-    def drain(self, timeout=None):
-        """Training mode: wait until the queued batches have been processed (True if in time)."""
-        return self._trainer is None or self._worker.drain(timeout)
-
-    def save_checkpoint(self, path=None):
-        """Training mode: write the checkpoint now (checkpoint_out by default); returns the path."""
-        path = path or self.checkpoint_out
-        if self._trainer is None or not path:
-            raise ValueError("save_checkpoint needs training mode and a path (checkpoint_out)")
-        if path != self.checkpoint_out:
-            return LinkCheckpoint().save(path, self._config, "decoder", self._trainer.decoder, self._partner)
-        return self._save(path)
-
-    def stop(self):
-        """Flowgraph stop: finish queued batches, end the worker, write the final checkpoint."""
-        if self._trainer is not None and not self._stopped:
-            self._stopped = True
-            if not self._worker.drain(30.0):
-                self.logger.warn("training worker did not finish its queued batches within 30 s")
-            self._worker.stop()
-            self.logger.info(f"training stopped: {self.training_counters()}")
-            if self.metrics_every:
-                self._publish_metrics()
-            if self.checkpoint_out:
-                try:
-                    self._save(self.checkpoint_out)
-                except Exception as e:
-                    self.logger.error(f"final checkpoint not written: {e}")
-        return True
+    def _on_stopping(self):
+        if self.metrics_every:
+            self._publish_metrics()
 
     def _install(self, config, decoder):
         # work() reads only self._decoder, once per call: assigning it last

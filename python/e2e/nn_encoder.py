@@ -4,7 +4,7 @@ import pmt
 from gnuradio import gr
 
 from .block_common import (BATCH_INDEX_TAG, LOSS_PORT, MAX_M, WEIGHTS_PORT, LinkCheckpoint,
-                           SwappableNetwork, parse_loss_message, u8vector, validate_block_params,
+                           SwappableNetwork, TrainingEnd, parse_loss_message, u8vector, validate_block_params,
                            validate_float, validate_int, validate_schedule)
 from .core import checkpoint as ckpt
 from .core import model_free
@@ -12,7 +12,7 @@ from .core.live import TransmitterTrainer
 from .core.worker import TrainingWorker
 
 
-class nn_encoder(SwappableNetwork, gr.interp_block):
+class nn_encoder(SwappableNetwork, TrainingEnd, gr.interp_block):
     """Learned transmitter: one message index in, n complex symbols out.
 
     Inference is a lookup in the trained encoder's symbol table (the encoder
@@ -266,30 +266,3 @@ class nn_encoder(SwappableNetwork, gr.interp_block):
                  worker_errors=self._worker.errors, pending_steps=self._worker.pending)
         return c
 
-    def drain(self, timeout=None):
-        """Training mode: wait until the queued transmitter steps have run (True if in time)."""
-        return self._trainer is None or self._worker.drain(timeout)
-
-    def save_checkpoint(self, path=None):
-        """Training mode: write the checkpoint now (checkpoint_out by default); returns the path."""
-        path = path or self.checkpoint_out
-        if self._trainer is None or not path:
-            raise ValueError("save_checkpoint needs training mode and a path (checkpoint_out)")
-        if path != self.checkpoint_out:
-            return LinkCheckpoint().save(path, self._config, "encoder", self._trainer.encoder, self._partner)
-        return self._save(path)
-
-    def stop(self):
-        """Flowgraph stop: finish queued steps, end the worker, write the final checkpoint."""
-        if self._trainer is not None and not self._stopped:
-            self._stopped = True
-            if not self._worker.drain(30.0):
-                self.logger.warn("training worker did not finish its queued steps within 30 s")
-            self._worker.stop()
-            self.logger.info(f"training stopped: {self.training_counters()}")
-            if self.checkpoint_out:
-                try:
-                    self._save(self.checkpoint_out)
-                except Exception as e:
-                    self.logger.error(f"final checkpoint not written: {e}")
-        return True
