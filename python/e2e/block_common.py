@@ -183,7 +183,8 @@ def weights_payload(msg):
 class SwappableNetwork:
     """The `weights` message port and set_checkpoint() of a block holding one network.
 
-    The block sets self.M, self.n and self._config, names its network in
+    In training mode (self.training) both are ignored with a warning: the
+    network is being trained. The block sets self.M, self.n and self._config, names its network in
     _NETWORK ('encoder' or 'decoder'), and defines _install(config, network),
     which must publish the new network by a single reference assignment so
     work() never sees half a swap. Errors are logged, never raised: a bad
@@ -201,6 +202,9 @@ class SwappableNetwork:
         return config, encoder if self._NETWORK == "encoder" else decoder
 
     def _on_weights(self, msg):
+        if getattr(self, "training", False):
+            self.logger.warn("training mode: a weights message on the input was ignored")
+            return
         try:
             self._install(*self._network_of(ckpt.from_bytes(
                 weights_payload(msg), source="weights message", need=(self._NETWORK,),
@@ -216,6 +220,9 @@ class SwappableNetwork:
         current weights stay, and False is returned (a GUI callback that
         raised could take the flowgraph down); True on success.
         """
+        if getattr(self, "training", False):
+            self.logger.warn(f"training mode: set_checkpoint ignored (the {self._NETWORK} is being trained)")
+            return False
         try:
             loaded = ckpt.load(checkpoint, need=(self._NETWORK,), expect={"M": self.M, "n": self.n})
         except Exception as e:

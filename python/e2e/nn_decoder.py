@@ -204,18 +204,6 @@ class nn_decoder(SwappableNetwork, TrainingEnd, gr.decim_block):
         return self._saver.save(path, self._config, "decoder", t.decoder, self._partner,
                                 metadata={"receiver_steps": t.steps})
 
-    def _on_weights(self, msg):
-        if self.training:
-            self.logger.warn("training mode: a weights message on the input was ignored")
-            return
-        super()._on_weights(msg)
-
-    def set_checkpoint(self, checkpoint):
-        if self.training:
-            self.logger.warn("training mode: set_checkpoint ignored (the decoder is being trained)")
-            return False
-        return super().set_checkpoint(checkpoint)
-
     def _work_training(self, input_items, output_items):
         decided = output_items[0]
         bs, n = self.batch_size, self.n

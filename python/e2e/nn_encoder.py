@@ -188,18 +188,6 @@ class nn_encoder(SwappableNetwork, TrainingEnd, gr.interp_block):
             self.logger.warn(f"dropped loss message for batch {b}: {len(losses)} losses (expected "
                              f"{self.batch_size}) or non-finite values")
 
-    def _on_weights(self, msg):
-        if self.training:
-            self.logger.warn("training mode: a weights message on the input was ignored")
-            return
-        super()._on_weights(msg)
-
-    def set_checkpoint(self, checkpoint):
-        if self.training:
-            self.logger.warn("training mode: set_checkpoint ignored (the encoder is being trained)")
-            return False
-        return super().set_checkpoint(checkpoint)
-
     def _work_training(self, input_items, output_items):
         msgs = input_items[0]
         bs, n = self.batch_size, self.n
