@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 RUN := source ./setup_env.sh && export MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen &&
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench bench-model-free clean
 setup:
 	@bash scripts/setup.sh
 
@@ -15,6 +15,9 @@ test: setup  ## the whole test suite (pytest)
 
 bench: setup  ## nn_decoder throughput against the stock C++ chain, and where its time goes
 	@$(RUN) python bench/throughput.py --json bench/out/throughput.json && python bench/profile_decoder.py
+
+bench-model-free: setup  ## model-free vs model-aware (offline and live), noisy feedback, RBF; live speed
+	@$(RUN) python bench/model_free.py && python bench/live_training.py --json bench/out/live_training.json
 
 clean:
 	rm -rf build prefix setup_env.sh
