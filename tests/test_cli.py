@@ -257,7 +257,7 @@ def test_bad_inputs_in_process(trained_dir, tmp_path, capsys, args, words):
 def test_train_model_free_writes_outputs(tmp_path):
     out = tmp_path / "mf"
     p = run("train", "--method", "model-free", "--M", 16, "--n", 7, "--ebn0-db", 4, "--steps", 400,
-            "--batch-size", 200, "--lr", 5e-3, "--feedback-snr-db", 10, "--feedback-bits", 4,
+            "--batch-size", 200, "--lr", 5e-3, "--lr-schedule", "constant", "--feedback-snr-db", 10, "--feedback-bits", 4,
             "--quiet", "--out", out, check=True)
     assert "model-free" in p.stdout
     for name in ("checkpoint.safetensors", "loss.png", "constellation.png", "train.json"):

@@ -156,7 +156,8 @@ def train_model_free(args, cfg, make_channel):
     hist = model_free.train_model_free(
         enc, dec, make_channel(prng.torch_generator(args.seed, prng.NOISE, 0)), batches=args.steps,
         batch_size=args.batch_size, rx_batches=args.rx_batches, tx_batches=args.tx_batches,
-        sigma2=args.sigma2, lr_rx=args.lr, lr_tx=args.lr, baseline=args.baseline, feedback=feedback,
+        sigma2=args.sigma2, lr_rx=args.lr, lr_tx=args.lr, lr_schedule=args.lr_schedule,
+        baseline=args.baseline, feedback=feedback,
         seed=args.seed, progress=not args.quiet)
     errors = training.validation_errors(enc, dec, make_channel(prng.torch_generator(args.seed, prng.EVAL, 0)),
                                         seed=args.seed)
