@@ -12,7 +12,6 @@ the evaluator's estimate, whose own binomial variance is added: the
 two-proportion test with the flowgraph's variance measured rather than
 assumed. Confidence 99.9%, two-sided.
 """
-import importlib.util
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ import sys
 import numpy as np
 import pytest
 
+from gnuradio.e2e import grc_runner
 from gnuradio.e2e.core import evaluation, learned, theory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,11 +36,8 @@ def compile_example(name, out_dir):
 
 @pytest.fixture(scope="module")
 def headless(tmp_path_factory):
-    path = compile_example("awgn_loopback_headless.grc", tmp_path_factory.mktemp("grcc"))
-    spec = importlib.util.spec_from_file_location("awgn_loopback_headless", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.awgn_loopback_headless
+    return grc_runner.compile_and_load(os.path.join(ROOT, "examples", "awgn_loopback_headless.grc"),
+                                       str(tmp_path_factory.mktemp("grcc")))
 
 
 def run(top_block_cls, **kwargs):

@@ -188,13 +188,12 @@ def train_model_free(encoder, decoder, channel, *, batches, batch_size=1000, rx_
     batches' mean loss and block error rate, averaged over log_every batches
     of that phase.
     """
+    from .training import check_positive_int, lr_factor
     for name, v in (("batches", batches), ("batch_size", batch_size), ("log_every", log_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_positive_int(name, v)
     sigma2 = validate_sigma2(sigma2)
     phase_of(0, rx_batches, tx_batches)
     feedback = feedback or FeedbackLink()
-    from .training import lr_factor
     lr_factor(lr_schedule, 0, 1)
     opt_rx = torch.optim.Adam(decoder.parameters(), lr=lr_rx)
     opt_tx = torch.optim.Adam(encoder.parameters(), lr=lr_tx)

@@ -25,7 +25,7 @@ def lr_factor(schedule, step, steps):
     raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 
-def _check_positive_int(name, value):
+def check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
@@ -46,7 +46,7 @@ def train_model_aware(encoder, decoder, channel, *, steps, batch_size=1000, lr=1
     averaged over each log_every steps.
     """
     for name, value in (("steps", steps), ("batch_size", batch_size), ("log_every", log_every)):
-        _check_positive_int(name, value)
+        check_positive_int(name, value)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     lr_factor(lr_schedule, 0, steps)
@@ -121,7 +121,7 @@ def fit_link(config, make_channel, *, steps, batch_size=1000, lr=1e-2, lr_schedu
     validation errors and history, and which one was chosen.
     """
     from .models import build
-    _check_positive_int("restarts", restarts)
+    check_positive_int("restarts", restarts)
     runs = []
     for r in range(restarts):
         run_seed = int(prng.seed_sequence(seed, prng.INIT, r).generate_state(1)[0])
