@@ -10,8 +10,16 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from gnuradio.e2e.core import checkpoint, config, models
+from gnuradio.e2e.core import checkpoint, config, kinds, models
 from gnuradio.e2e.core.checkpoint import CheckpointError
+
+
+def parse_link_json(text):
+    """The LinkConfig of an autoencoder config JSON (kinds.parse_config_json)."""
+    kind, cfg = kinds.parse_config_json(text)
+    assert kind.name == "autoencoder"
+    return cfg
+
 
 torch.set_num_threads(1)
 CFG = config.LinkConfig(M=8, n=3, decoder_hidden=[16, 16])
@@ -27,7 +35,7 @@ def link():
 @pytest.fixture
 def saved(tmp_path, link):
     path = tmp_path / "link.safetensors"
-    checkpoint.save(path, CFG, *link, metadata={"seed": 4, "note": "unit test"})
+    checkpoint.save_link(path, CFG, *link, metadata={"seed": 4, "note": "unit test"})
     return str(path)
 
 
@@ -63,7 +71,7 @@ def refused(tmp_path, data, *reason, name="bad.safetensors", **kw):
 # --- round trip ------------------------------------------------------------------------
 
 def test_round_trip(saved, link):
-    cfg, enc, dec = checkpoint.load(saved)
+    cfg, enc, dec = checkpoint.load_link(saved)
     assert cfg == CFG
     for mine, theirs in zip(link, (enc, dec)):
         a, b = mine.state_dict(), theirs.state_dict()
@@ -74,29 +82,122 @@ def test_round_trip(saved, link):
     np.testing.assert_array_equal(enc.symbol_table(), link[0].symbol_table())
     meta = checkpoint.read_metadata(saved)
     assert meta["seed"] == "4" and meta["note"] == "unit test"
-    assert config.LinkConfig.from_json(meta[checkpoint.CONFIG_KEY]) == CFG
+    assert parse_link_json(meta[checkpoint.CONFIG_KEY]) == CFG
     # no temporary file left behind
     assert os.listdir(os.path.dirname(saved)) == ["link.safetensors"]
 
 
-def test_bytes_round_trip_and_need(link):
-    data = checkpoint.to_bytes(CFG, *link)
-    cfg, enc, dec = checkpoint.from_bytes(data)
-    assert cfg == CFG and enc is not None and dec is not None
-    cfg, enc, dec = checkpoint.from_bytes(data, need=("encoder",))
-    assert enc is not None and dec is None
-    enc_only = checkpoint.to_bytes(CFG, encoder=link[0])
-    assert checkpoint.from_bytes(enc_only, need=("encoder",))[1] is not None
-    with pytest.raises(CheckpointError, match=r"^weights message: missing tensors \['decoder\."):
-        checkpoint.from_bytes(enc_only)
+def networks(link):
+    return {"encoder": link[0], "decoder": link[1]}
+
+
+def test_bytes_round_trip_and_kinds(link):
+    c = checkpoint.from_bytes(checkpoint.to_bytes("autoencoder", CFG, networks(link)))
+    assert (c.kind, c.config, sorted(c.networks)) == ("autoencoder", CFG, ["decoder", "encoder"])
+    assert c.source == "weights message" and c.metadata == {}
+    tx = checkpoint.from_bytes(checkpoint.to_bytes("transmitter", CFG, {"encoder": link[0]}, {"steps": 3}))
+    assert (tx.kind, sorted(tx.networks), tx.metadata) == ("transmitter", ["encoder"], {"steps": "3"})
+    np.testing.assert_array_equal(tx.network("encoder").symbol_table(), link[0].symbol_table())
+    with pytest.raises(CheckpointError, match=r"^weights message: is a transmitter checkpoint, which holds "
+                                              r"\['encoder'\] but no decoder"):
+        tx.network("decoder")
+    rx = checkpoint.from_bytes(checkpoint.to_bytes("receiver", CFG, {"decoder": link[1]}))
+    assert sorted(rx.networks) == ["decoder"]
+
+
+@pytest.mark.parametrize("kind, nets", [("autoencoder", ("encoder",)), ("transmitter", ("encoder", "decoder")),
+                                        ("receiver", ("encoder",)), ("gan", ("encoder",))])
+def test_to_bytes_refuses_networks_that_do_not_fit_the_kind(link, kind, nets):
+    with pytest.raises(ValueError, match=kind):
+        checkpoint.to_bytes(kind, CFG, {name: dict(encoder=link[0], decoder=link[1])[name] for name in nets})
+
+
+def test_kind_registry():
+    assert {"autoencoder", "transmitter", "receiver"} <= set(kinds.names())
+    assert kinds.holding("encoder") == ["autoencoder", "transmitter"]
+    assert kinds.holding("decoder") == ["autoencoder", "receiver"]
+    with pytest.raises(ValueError, match=r"model kind is 'precoder'; this gr-e2e knows \['autoencoder'"):
+        kinds.get("precoder")
+    with pytest.raises(ValueError, match="already registered"):
+        kinds.register(kinds.Kind("receiver", config.LinkConfig, {"decoder": models.Decoder}))
+    with pytest.raises(ValueError, match="at least one network"):
+        kinds.register(kinds.Kind("empty", config.LinkConfig, {}))
+    with pytest.raises(TypeError, match="needs a LinkConfig"):
+        kinds.config_json("receiver", {"M": 8})
+
+
+def test_load_network_takes_any_kind_holding_it(tmp_path, link):
+    paths = {"link": checkpoint.save_link(tmp_path / "l.safetensors", CFG, *link),
+             "tx": checkpoint.save(tmp_path / "t.safetensors", "transmitter", CFG, {"encoder": link[0]}),
+             "rx": checkpoint.save(tmp_path / "r.safetensors", "receiver", CFG, {"decoder": link[1]})}
+    for name in ("link", "tx"):
+        cfg, enc = checkpoint.load_network(paths[name], "encoder", expect={"M": 8})
+        np.testing.assert_array_equal(enc.symbol_table(), link[0].symbol_table())
+    for name in ("link", "rx"):
+        assert checkpoint.load_network(paths[name], "decoder")[0] == CFG
+    with pytest.raises(CheckpointError, match=r"is a receiver checkpoint; expected autoencoder or transmitter"):
+        checkpoint.load_network(paths["rx"], "encoder")
+    with pytest.raises(CheckpointError, match=r"is a transmitter checkpoint; expected autoencoder or receiver"):
+        checkpoint.load_network(open(paths["tx"], "rb").read(), "decoder")
+    with pytest.raises(CheckpointError, match=r"is a receiver checkpoint; expected autoencoder$"):
+        checkpoint.load_link(paths["rx"])
+    with pytest.raises(ValueError, match=r"^checkpoint must be a path"):
+        checkpoint.load_network(None, "encoder")
+
+
+def test_a_damaged_network_is_refused_even_when_the_caller_needs_the_other(tmp_path, link):
+    """Every tensor of a file is checked, whichever network the reader uses."""
+    t = tensors_of(link)
+    t["decoder.net.0.weight"][0, 0] = float("nan")
+    data = craft(t, kinds.config_json("autoencoder", CFG))
+    path = tmp_path / "half_broken.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match=r"decoder.net.0.weight holds NaN"):
+        checkpoint.load_network(path, "encoder")
+    t = tensors_of(link)
+    t["decoder.net.9.weight"] = torch.zeros(2)  # a stray tensor in a transmitter file
+    tx_only = {k: v for k, v in t.items() if k.startswith("encoder.") or k == "decoder.net.9.weight"}
+    path.write_bytes(craft(tx_only, kinds.config_json("transmitter", CFG)))
+    with pytest.raises(CheckpointError, match=r"unexpected tensors of \['decoder'\]: a transmitter checkpoint "
+                                              r"holds only \['encoder'\]"):
+        checkpoint.load_network(path, "encoder")
+
+
+def test_merge_pairs_a_transmitter_with_a_receiver(tmp_path, link):
+    tx_cfg = config.LinkConfig(M=8, n=3, encoder_hidden=[32], normalization="average")
+    rx_cfg = config.LinkConfig(M=8, n=3, decoder_hidden=[16, 16], decoder_activation="elu")
+    enc, _ = models.build(tx_cfg, seed=1)
+    _, dec = models.build(rx_cfg, seed=2)
+    tx = checkpoint.save(tmp_path / "tx.safetensors", "transmitter", tx_cfg, {"encoder": enc}, {"transmitter_steps": 7})
+    rx = checkpoint.save(tmp_path / "rx.safetensors", "receiver", rx_cfg, {"decoder": dec}, {"receiver_steps": 9})
+    out, _, _ = checkpoint.merge_files(tx, rx, tmp_path / "link.safetensors")
+    cfg, e, d = checkpoint.load_link(out)
+    assert (cfg.encoder_hidden, cfg.normalization) == ((32,), "average")  # encoder fields from the transmitter
+    assert (cfg.decoder_hidden, cfg.decoder_activation) == ((16, 16), "elu")  # decoder fields from the receiver
+    np.testing.assert_array_equal(e.symbol_table(), enc.symbol_table())
+    y = torch.randn(4, 6)
+    with torch.no_grad():
+        assert torch.equal(d(y), dec(y))
+    meta = checkpoint.read_metadata(out)
+    assert meta["transmitter.transmitter_steps"] == "7" and meta["receiver.receiver_steps"] == "9"
+    assert json.loads(meta["merged_from"])["receiver"] == os.path.abspath(rx)
+    # Two links merge too; links of another size or mode do not.
+    checkpoint.merge(checkpoint.load(out), checkpoint.load(out))
+    other = checkpoint.save(tmp_path / "o.safetensors", "receiver", config.LinkConfig(M=8, n=4),
+                            {"decoder": models.build(config.LinkConfig(M=8, n=4))[1]})
+    with pytest.raises(CheckpointError, match=r"the transmitter has n=3 but the receiver has n=4"):
+        checkpoint.merge_files(tx, other, tmp_path / "never.safetensors")
+    assert not (tmp_path / "never.safetensors").exists()
+    with pytest.raises(CheckpointError, match="holds .* but no encoder"):
+        checkpoint.merge(checkpoint.load(rx), checkpoint.load(rx))
 
 
 def test_save_creates_folder_and_overwrites(tmp_path, link):
     path = tmp_path / "a" / "b" / "c.safetensors"
-    checkpoint.save(path, CFG, *link)
+    checkpoint.save_link(path, CFG, *link)
     other = models.build(CFG, seed=5)
-    checkpoint.save(path, CFG, *other)
-    _, enc, _ = checkpoint.load(path)
+    checkpoint.save_link(path, CFG, *other)
+    _, enc, _ = checkpoint.load_link(path)
     assert torch.equal(enc.net[0].weight, other[0].net[0].weight)
     assert os.listdir(path.parent) == ["c.safetensors"]
 
@@ -109,13 +210,13 @@ def test_any_header_length_loads(link, pad):
     32 has the low byte 0x80; metadata of 0, 8, ..., 248 extra characters walks
     through all 32 low bytes.
     """
-    data = checkpoint.to_bytes(CFG, *link, metadata={"pad": "x" * pad})
-    cfg, enc, _ = checkpoint.from_bytes(data)
-    assert cfg == CFG
+    data = checkpoint.to_bytes("autoencoder", CFG, networks(link), metadata={"pad": "x" * pad})
+    assert checkpoint.from_bytes(data).config == CFG
 
 
 def test_header_low_byte_0x80_case_is_exercised(link):
-    lows = {checkpoint.to_bytes(CFG, *link, metadata={"pad": "x" * p})[0] for p in range(0, 256, 8)}
+    lows = {checkpoint.to_bytes("autoencoder", CFG, networks(link), metadata={"pad": "x" * p})[0]
+            for p in range(0, 256, 8)}
     assert len(lows) == 32 and 0x80 in lows
 
 
@@ -182,19 +283,19 @@ def test_safetensors_without_gr_e2e_metadata(tmp_path, link):
 
 def test_invalid_config_json(tmp_path, link):
     refused(tmp_path, craft(tensors_of(link), "{M: 8"), "invalid config", "not valid JSON")
-    d = json.loads(CFG.to_json())
+    d = json.loads(kinds.config_json("autoencoder", CFG))
     d["M"] = 0
     refused(tmp_path, craft(tensors_of(link), json.dumps(d)), "invalid config", "M must")
 
 
 def test_wrong_format_version(tmp_path, link):
-    d = json.loads(CFG.to_json())
+    d = json.loads(kinds.config_json("autoencoder", CFG))
     d["format_version"] = 99
     refused(tmp_path, craft(tensors_of(link), json.dumps(d)), "invalid config", "format_version is 99")
 
 
 def test_wrong_kind(tmp_path, link):
-    d = json.loads(CFG.to_json())
+    d = json.loads(kinds.config_json("autoencoder", CFG))
     d["kind"] = "ra-gan"
     refused(tmp_path, craft(tensors_of(link), json.dumps(d)), "kind is 'ra-gan'")
 
@@ -202,39 +303,39 @@ def test_wrong_kind(tmp_path, link):
 def test_missing_tensor(tmp_path, link):
     t = tensors_of(link)
     del t["decoder.net.2.bias"]
-    refused(tmp_path, craft(t, CFG.to_json()), "missing tensors ['decoder.net.2.bias']")
+    refused(tmp_path, craft(t, kinds.config_json("autoencoder", CFG)), "missing tensors ['decoder.net.2.bias']")
 
 
 def test_extra_tensor(tmp_path, link):
     t = tensors_of(link)
     t["encoder.net.9.weight"] = torch.zeros(2, 2)
-    refused(tmp_path, craft(t, CFG.to_json()), "unexpected tensors ['encoder.net.9.weight']")
+    refused(tmp_path, craft(t, kinds.config_json("autoencoder", CFG)), "unexpected tensors ['encoder.net.9.weight']")
 
 
 def test_wrong_shape(tmp_path, link):
     t = tensors_of(link)
     t["encoder.net.0.weight"] = torch.zeros(8, 9)
-    refused(tmp_path, craft(t, CFG.to_json()), "encoder.net.0.weight", "shape [8, 9]", "needs [8, 8]")
+    refused(tmp_path, craft(t, kinds.config_json("autoencoder", CFG)), "encoder.net.0.weight", "shape [8, 9]", "needs [8, 8]")
 
 
 def test_config_disagrees_with_weights(tmp_path, link):
     # weights of an M=8 link under a config that says M=16
     cfg16 = config.LinkConfig(M=16, n=3, decoder_hidden=[16, 16])
-    refused(tmp_path, craft(tensors_of(link), cfg16.to_json()), "shape")
+    refused(tmp_path, craft(tensors_of(link), kinds.config_json("autoencoder", cfg16)), "shape")
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.int32])
 def test_wrong_dtype(tmp_path, link, dtype):
     t = tensors_of(link)
     t["decoder.net.0.weight"] = t["decoder.net.0.weight"].to(dtype)
-    refused(tmp_path, craft(t, CFG.to_json()), "decoder.net.0.weight", "dtype", str(dtype))
+    refused(tmp_path, craft(t, kinds.config_json("autoencoder", CFG)), "decoder.net.0.weight", "dtype", str(dtype))
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_weights(tmp_path, link, bad):
     t = tensors_of(link)
     t["encoder.net.2.bias"][1] = bad
-    refused(tmp_path, craft(t, CFG.to_json()), "encoder.net.2.bias", "NaN or infinite")
+    refused(tmp_path, craft(t, kinds.config_json("autoencoder", CFG)), "encoder.net.2.bias", "NaN or infinite")
 
 
 class _Trap:
@@ -271,11 +372,11 @@ def test_expect_mismatch_names_field(tmp_path, saved):
         checkpoint.load(saved, expect={"M": 32})
     msg = str(e.value)
     assert msg.startswith(saved) and "M=8" in msg and "32" in msg
-    with pytest.raises(CheckpointError, match=r"has n=3 but 7 was expected"):
+    with pytest.raises(CheckpointError, match=r"has n=3 but n=7 was expected"):
         checkpoint.load(saved, expect={"M": 8, "n": 7})
-    with pytest.raises(CheckpointError, match=r"mode='complex' but 'real'"):
+    with pytest.raises(CheckpointError, match=r"mode='complex' but mode='real'"):
         checkpoint.load(saved, expect={"mode": "real"})
-    assert checkpoint.load(saved, expect={"M": 8, "n": 3})[0] == CFG
+    assert checkpoint.load(saved, expect={"M": 8, "n": 3}).config == CFG
 
 
 @pytest.mark.parametrize("data", [b"", b"garbage bytes, not a checkpoint", b"\x80\x04junk", bytes(64)])
@@ -293,7 +394,7 @@ def test_checkpoint_error_is_value_error():
 # --- atomic save -------------------------------------------------------------------------
 
 def _assert_still_old(path, old_enc):
-    cfg, enc, _ = checkpoint.load(path)
+    cfg, enc, _ = checkpoint.load_link(path)
     assert cfg == CFG
     assert torch.equal(enc.net[0].weight, old_enc.net[0].weight)
     assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)], "temporary file left behind"
@@ -307,7 +408,7 @@ def test_crash_at_rename_keeps_previous(saved, link, monkeypatch):
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="simulated crash"):
-        checkpoint.save(saved, CFG, *new)
+        checkpoint.save_link(saved, CFG, *new)
     monkeypatch.undo()
     _assert_still_old(saved, link[0])
 
@@ -337,7 +438,7 @@ def test_crash_during_write_keeps_previous(saved, link, monkeypatch, exc):
 
     monkeypatch.setattr(os, "fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
     with pytest.raises(type(exc)):
-        checkpoint.save(saved, CFG, *new)
+        checkpoint.save_link(saved, CFG, *new)
     monkeypatch.undo()
     _assert_still_old(saved, link[0])
 
@@ -348,6 +449,6 @@ def test_crash_at_fsync_keeps_previous(saved, link, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError):
-        checkpoint.save(saved, CFG, *models.build(CFG, seed=98))
+        checkpoint.save_link(saved, CFG, *models.build(CFG, seed=98))
     monkeypatch.undo()
     _assert_still_old(saved, link[0])

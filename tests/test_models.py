@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from gnuradio.e2e.core import config, models
+from gnuradio.e2e.core import kinds, models
 from gnuradio.e2e.core.config import LinkConfig
+
+
+def parse_link_json(text):
+    """The LinkConfig of an autoencoder config JSON (kinds.parse_config_json)."""
+    kind, cfg = kinds.parse_config_json(text)
+    assert kind.name == "autoencoder"
+    return cfg
 
 torch.set_num_threads(1)
 
@@ -60,12 +67,12 @@ CONFIGS = [
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_json_round_trip(cfg):
-    text = cfg.to_json()
+    text = kinds.config_json("autoencoder", cfg)
     d = json.loads(text)
-    assert d["format_version"] == config.FORMAT_VERSION and d["kind"] == "autoencoder"
-    back = LinkConfig.from_json(text)
+    assert d["format_version"] == kinds.FORMAT_VERSION and d["kind"] == "autoencoder"
+    back = parse_link_json(text)
     assert back == cfg
-    assert back.to_json() == text
+    assert kinds.config_json("autoencoder", back) == text
 
 
 @pytest.mark.parametrize("mutate, reason", [
@@ -80,10 +87,10 @@ def test_json_round_trip(cfg):
     (lambda d: {**d, "mode": "quaternion"}, "mode must"),
 ])
 def test_from_json_refuses(mutate, reason):
-    d = json.loads(LinkConfig(M=16, n=7).to_json())
+    d = json.loads(kinds.config_json("autoencoder", LinkConfig(M=16, n=7)))
     bad = mutate(d)
     with pytest.raises(ValueError, match=reason):
-        LinkConfig.from_json(bad if isinstance(bad, str) else json.dumps(bad))
+        parse_link_json(bad if isinstance(bad, str) else json.dumps(bad))
 
 
 # --- Encoder -----------------------------------------------------------------------
@@ -231,3 +238,16 @@ def test_complex_to_real_numpy():
     np.testing.assert_array_equal(r, [[1, 3, 2, -4], [0, 6, -5, 0]])
     back = models.real_to_complex(torch.from_numpy(r)).numpy()
     np.testing.assert_array_equal(back, z)
+
+
+def test_decide_is_argmax_with_ties_to_the_lowest_index():
+    logits = torch.tensor([[0.1, 2.0, 2.0, -1.0], [3.0, 3.0, 3.0, 3.0], [-5.0, -4.0, -6.0, -4.5]])
+    assert models.decide(logits).tolist() == [1, 0, 1]
+    big = torch.randn(1000, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(models.decide(big), big.argmax(dim=1))
+
+
+def test_received_tensor_is_the_decoders_layout():
+    y = np.array([[1 + 2j, 3 - 4j]], dtype=np.complex128)
+    t = models.received_tensor(y)
+    assert t.dtype == torch.float32 and t.tolist() == [[1.0, 3.0, 2.0, -4.0]]

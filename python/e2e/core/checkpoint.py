@@ -1,21 +1,27 @@
-"""Checkpoints: one .safetensors file, the LinkConfig JSON in its metadata.
+"""Checkpoints: one .safetensors file, the config JSON (with its kind) in its metadata.
 
-Loading never unpickles. It checks the container, the config, and every
-tensor key and shape against the network the config describes, and raises
-CheckpointError naming the source (file path or 'weights message') and the
-reason. Saving is atomic: a crash mid-save leaves the previous file intact.
+A file holds the networks of one kind (core.kinds): a whole link
+('autoencoder'), one role ('transmitter', 'receiver') or, as the project
+grows, generators, adversaries and precoders. Loading never unpickles. It
+checks the container, the config, and every tensor key, shape, dtype and
+value against the networks the kind and config describe, whichever network
+the caller needs, and raises CheckpointError naming the source (file path or
+'weights message') and the reason. Saving is atomic: a crash mid-save leaves
+the previous file intact.
 """
+import dataclasses
 import json
 import os
 import struct
 import tempfile
+import typing
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import LinkConfig
-from .models import Decoder, Encoder
+from . import kinds, validate
+from .config import merge_configs
 
 CONFIG_KEY = "gr_e2e_config"
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save (zip container)
@@ -30,21 +36,37 @@ class CheckpointError(ValueError):
         self.source, self.reason = source, reason
 
 
-def to_bytes(config, encoder=None, decoder=None, metadata=None):
-    """Serialise a link's networks to safetensors bytes (also the weights-port payload)."""
+def to_bytes(kind, config, networks, metadata=None):
+    """Serialise the networks of a `kind` checkpoint to safetensors bytes (also the weights-port payload).
+
+    networks: {network name: torch.nn.Module}, exactly the kind's networks.
+    metadata: {str: anything str() can write}, stored beside the config.
+    """
+    spec = kinds.get(kind)
+    if set(networks) != set(spec.networks) or any(m is None for m in networks.values()):
+        raise ValueError(f"a {kind} checkpoint holds exactly {sorted(spec.networks)}, "
+                         f"got {sorted(k for k, m in networks.items() if m is not None)}")
     tensors = {}
-    for prefix, module in (("encoder.", encoder), ("decoder.", decoder)):
-        if module is not None:
-            for k, v in module.state_dict().items():
-                tensors[prefix + k] = v.detach().to("cpu", torch.float32).contiguous()
+    for name, module in networks.items():
+        for k, v in module.state_dict().items():
+            tensors[f"{name}.{k}"] = v.detach().to("cpu", torch.float32).contiguous()
     meta = {k: str(v) for k, v in (metadata or {}).items()}
-    meta[CONFIG_KEY] = config.to_json()
+    meta[CONFIG_KEY] = kinds.config_json(kind, config)
     return st_save(tensors, metadata=meta)
 
 
-def save(path, config, encoder=None, decoder=None, metadata=None):
-    """Atomically write the checkpoint: temporary file in the same folder, fsync, rename."""
-    data = to_bytes(config, encoder, decoder, metadata)
+def save(path, kind, config, networks, metadata=None):
+    """Atomically write a checkpoint: temporary file in the same folder, fsync, rename."""
+    return write_atomic(path, to_bytes(kind, config, networks, metadata))
+
+
+def save_link(path, config, encoder, decoder, metadata=None):
+    """save() of a whole link (kind 'autoencoder')."""
+    return save(path, "autoencoder", config, {"encoder": encoder, "decoder": decoder}, metadata)
+
+
+def write_atomic(path, data):
+    """Write bytes to path so that a crash at any point leaves the previous file intact."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -121,7 +143,26 @@ def _parse(data, source):
     return header.get("__metadata__") or {}, tensors
 
 
-def _check_tensors(source, module, tensors, prefix):
+@dataclasses.dataclass
+class Checkpoint:
+    """A validated checkpoint: its kind, config, networks (eval mode) and metadata."""
+
+    kind: str
+    config: typing.Any
+    networks: dict
+    metadata: dict
+    source: str
+
+    def network(self, name):
+        """The network called name; CheckpointError if this kind holds none."""
+        if name not in self.networks:
+            raise CheckpointError(self.source, f"is a {self.kind} checkpoint, which holds "
+                                               f"{sorted(self.networks)} but no {name}")
+        return self.networks[name]
+
+
+def _check_tensors(source, name, module, tensors):
+    prefix = name + "."
     expected = {prefix + k: v.shape for k, v in module.state_dict().items()}
     got = {k: v for k, v in tensors.items() if k.startswith(prefix)}
     missing = sorted(set(expected) - set(got))
@@ -141,42 +182,80 @@ def _check_tensors(source, module, tensors, prefix):
     module.load_state_dict({k[len(prefix):]: v for k, v in got.items()})
 
 
-def from_bytes(data, source="weights message", need=("encoder", "decoder"), expect=None):
-    """Validate and load safetensors bytes.
+def from_bytes(data, source="weights message", kinds_allowed=None, expect=None):
+    """Validate and load safetensors bytes into a Checkpoint.
 
-    need:   which networks must be present ('encoder', 'decoder').
-    expect: dict of config fields the caller requires, e.g. {'M': 16, 'n': 7};
+    kinds_allowed: kind names the caller accepts (None: any); another kind is
+            refused with both named.
+    expect: {config field: value} the caller requires, e.g. {'M': 16, 'n': 7};
             a mismatch is refused with both values named.
-    Returns (config, encoder or None, decoder or None).
+    Every tensor of the file is checked against every network of its kind.
     """
     metadata, tensors = _parse(data, source)
     if CONFIG_KEY not in metadata:
         raise CheckpointError(source, f"has no '{CONFIG_KEY}' metadata (not a gr-e2e checkpoint)")
     try:
-        config = LinkConfig.from_json(metadata[CONFIG_KEY])
+        kind, config = kinds.parse_config_json(metadata[CONFIG_KEY])
     except (ValueError, TypeError) as e:
         raise CheckpointError(source, f"has an invalid config: {e}") from None
+    if kinds_allowed is not None and kind.name not in kinds_allowed:
+        raise CheckpointError(source, f"is a {kind.name} checkpoint; expected {' or '.join(sorted(kinds_allowed))}")
     for key, value in (expect or {}).items():
         if not hasattr(config, key):
-            raise ValueError(f"expect names {key!r}, which is not a LinkConfig field")
+            raise ValueError(f"expect names {key!r}, which is not a {type(config).__name__} field")
         if getattr(config, key) != value:
-            raise CheckpointError(source, f"has {key}={getattr(config, key)!r} but {value!r} was "
-                                          f"expected (the block's {key} parameter)")
-    encoder = decoder = None
-    if "encoder" in need:
-        encoder = Encoder(config)
-        _check_tensors(source, encoder, tensors, "encoder.")
-        encoder.eval()
-    if "decoder" in need:
-        decoder = Decoder(config)
-        _check_tensors(source, decoder, tensors, "decoder.")
-        decoder.eval()
-    return config, encoder, decoder
+            raise CheckpointError(source, f"has {key}={getattr(config, key)!r} but {key}={value!r} "
+                                          f"was expected")
+    prefixes = {k.split(".", 1)[0] for k in tensors}
+    stray = sorted(prefixes - set(kind.networks))
+    if stray:
+        raise CheckpointError(source, f"unexpected tensors of {stray}: a {kind.name} checkpoint holds "
+                                      f"only {sorted(kind.networks)}")
+    networks = kind.build(config)
+    for name, module in networks.items():
+        _check_tensors(source, name, module, tensors)
+        module.eval()
+    extra = {k: v for k, v in metadata.items() if k != CONFIG_KEY}
+    return Checkpoint(kind.name, config, networks, extra, source)
 
 
-def load(path, need=("encoder", "decoder"), expect=None):
+def load(path, kinds_allowed=None, expect=None):
     """Load a checkpoint file; see from_bytes. Errors name the file."""
-    return from_bytes(_read(path), source=os.fspath(path), need=need, expect=expect)
+    return from_bytes(_read(path), source=os.fspath(path), kinds_allowed=kinds_allowed, expect=expect)
+
+
+def load_link(path, expect=None):
+    """(config, encoder, decoder) of a whole-link ('autoencoder') checkpoint file."""
+    c = load(path, kinds_allowed=("autoencoder",), expect=expect)
+    return c.config, c.networks["encoder"], c.networks["decoder"]
+
+
+def load_network(path_or_bytes, network, expect=None, source=None):
+    """(config, module) of one network from any kind that holds it; the whole file is validated.
+
+    path_or_bytes: a file path, or bytes (a weights message; source names it).
+    """
+    allowed = kinds.holding(network)
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        c = from_bytes(bytes(path_or_bytes), source or "weights message", allowed, expect)
+    else:
+        c = load(validate.path("checkpoint", path_or_bytes), allowed, expect)
+    return c.config, c.networks[network]
+
+
+def merge(transmitter, receiver):
+    """A whole link from the encoder of one checkpoint and the decoder of another.
+
+    transmitter, receiver: Checkpoint (any kinds holding an encoder and a
+    decoder respectively: a transmitter and a receiver file, or two links).
+    Returns (config, encoder, decoder); CheckpointError if they cannot pair.
+    """
+    encoder, decoder = transmitter.network("encoder"), receiver.network("decoder")
+    try:
+        config = merge_configs(transmitter.config, receiver.config)
+    except ValueError as e:
+        raise CheckpointError(f"{transmitter.source} + {receiver.source}", str(e)) from None
+    return config, encoder, decoder
 
 
 def _read(path):
@@ -194,6 +273,25 @@ def _read(path):
         raise CheckpointError(path, f"cannot be read ({e.strerror})") from None
 
 
+
+
+def merge_files(transmitter_path, receiver_path, out_path):
+    """Write a link checkpoint from the encoder of one file and the decoder of another.
+
+    The usual pair is what live training writes: model_free_tx's transmitter
+    file and model_free_rx's receiver file. The link's metadata records both
+    sources and their metadata (steps trained). Returns
+    (out_path, transmitter Checkpoint, receiver Checkpoint).
+    """
+    tx, rx = load(transmitter_path), load(receiver_path)
+    config, encoder, decoder = merge(tx, rx)
+    meta = {"merged_from": json.dumps({"transmitter": os.path.abspath(transmitter_path),
+                                       "receiver": os.path.abspath(receiver_path)})}
+    meta.update({f"transmitter.{k}": v for k, v in tx.metadata.items()})
+    meta.update({f"receiver.{k}": v for k, v in rx.metadata.items()})
+    return save_link(out_path, config, encoder, decoder, metadata=meta), tx, rx
+
+
 def read_metadata(path):
-    """The checkpoint's metadata (config JSON and anything saved alongside), validated."""
+    """The checkpoint's metadata (config JSON and anything saved alongside), container checked."""
     return _parse(_read(path), os.fspath(path))[0]

@@ -1,22 +1,25 @@
 """LinkConfig: everything needed to rebuild an encoder/decoder pair.
 
-It is stored as JSON in every checkpoint's metadata, so a checkpoint alone
-says what network it holds.
+It is stored as JSON in every checkpoint's metadata (with the checkpoint's
+kind, see core.kinds), so a checkpoint alone says what network it holds.
 """
 import dataclasses
-import json
 
-from . import snr
+from . import validate
 
-# Version 1 still: fields added later (receiver_frontend, frontend_hidden) are
-# optional with defaults, so a version-1 file written before them loads as it
-# did, and a link without a front end serialises exactly as before (to_json
-# leaves the front-end fields out), so older readers still load it.
-FORMAT_VERSION = 1
 NORMALIZATIONS = ("energy", "average")
 ACTIVATIONS = ("relu", "elu", "tanh", "linear")
 RECEIVER_FRONTENDS = ("none", "transformer")
 DEFAULT_FRONTEND_HIDDEN = (32,)
+
+# Which fields shape which network: merging a transmitter file with a
+# receiver file takes each network's fields from the file that trained it;
+# the shared fields must agree.
+SHARED_FIELDS = ("M", "n", "mode")
+ROLE_FIELDS = {
+    "encoder": ("normalization", "encoder_hidden", "encoder_activation"),
+    "decoder": ("decoder_hidden", "decoder_activation", "receiver_frontend", "frontend_hidden"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,22 +53,15 @@ class LinkConfig:
     frontend_hidden: tuple = None
 
     def __post_init__(self):
-        snr.validate_M_n(self.M, self.n)
-        snr.validate_mode(self.mode)
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
+        validate.sizes(self.M, self.n)
+        validate.mode(self.mode)
+        validate.choice("normalization", self.normalization, NORMALIZATIONS)
         for name in ("encoder_activation", "decoder_activation"):
-            if getattr(self, name) not in ACTIVATIONS:
-                raise ValueError(f"{name} must be one of {ACTIVATIONS}, got {getattr(self, name)!r}")
+            validate.choice(name, getattr(self, name), ACTIVATIONS)
         for name in ("encoder_hidden", "decoder_hidden"):
-            widths = getattr(self, name)
-            widths = (self.M,) if widths is None else tuple(widths)
-            if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-                raise ValueError(f"{name} must be a list of positive integers, got {list(widths)!r}")
-            object.__setattr__(self, name, widths)
-        if self.receiver_frontend not in RECEIVER_FRONTENDS:
-            raise ValueError(f"receiver_frontend must be one of {RECEIVER_FRONTENDS}, "
-                             f"got {self.receiver_frontend!r}")
+            value = getattr(self, name)
+            object.__setattr__(self, name, (self.M,) if value is None else validate.widths(name, value))
+        validate.choice("receiver_frontend", self.receiver_frontend, RECEIVER_FRONTENDS)
         if self.receiver_frontend == "transformer" and self.mode != "complex":
             raise ValueError("receiver_frontend must be 'none' in real mode: the 'transformer' front end "
                              f"undoes a complex channel gain (mode={self.mode!r})")
@@ -74,20 +70,16 @@ class LinkConfig:
                 raise ValueError("frontend_hidden must be None when receiver_frontend is 'none', "
                                  f"got {self.frontend_hidden!r}")
         else:
-            widths = DEFAULT_FRONTEND_HIDDEN if self.frontend_hidden is None else self.frontend_hidden
-            if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
-                raise ValueError(f"frontend_hidden must be a list of positive integers, got {widths!r}")
-            widths = tuple(widths)
-            if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-                raise ValueError(f"frontend_hidden must be a list of positive integers, got {list(widths)!r}")
-            object.__setattr__(self, "frontend_hidden", widths)
+            value = DEFAULT_FRONTEND_HIDDEN if self.frontend_hidden is None else self.frontend_hidden
+            object.__setattr__(self, "frontend_hidden", validate.widths("frontend_hidden", value))
 
     @property
     def real_outputs(self):
         """Real numbers the encoder network produces per message."""
         return self.n if self.mode == "real" else 2 * self.n
 
-    def to_json(self):
+    def to_dict(self):
+        """JSON-ready fields (without kind and format_version, which the checkpoint adds)."""
         d = dataclasses.asdict(self)
         d["encoder_hidden"] = list(self.encoder_hidden)
         d["decoder_hidden"] = list(self.decoder_hidden)
@@ -97,25 +89,11 @@ class LinkConfig:
             del d["receiver_frontend"], d["frontend_hidden"]
         else:
             d["frontend_hidden"] = list(self.frontend_hidden)
-        d["format_version"] = FORMAT_VERSION
-        d["kind"] = "autoencoder"
-        return json.dumps(d, sort_keys=True)
+        return d
 
     @classmethod
-    def from_json(cls, text):
-        """Parse and validate; raises ValueError with the reason."""
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"config is not valid JSON ({e})") from None
-        if not isinstance(d, dict):
-            raise ValueError("config is not a JSON object")
-        version = d.pop("format_version", None)
-        if version != FORMAT_VERSION:
-            raise ValueError(f"format_version is {version!r}, this gr-e2e reads {FORMAT_VERSION}")
-        kind = d.pop("kind", None)
-        if kind != "autoencoder":
-            raise ValueError(f"model kind is {kind!r}, expected 'autoencoder'")
+    def from_dict(cls, d):
+        """Build and validate from to_dict()'s output; ValueError names what is wrong."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
@@ -124,3 +102,20 @@ class LinkConfig:
         if missing:
             raise ValueError(f"config lacks {sorted(missing)}")
         return cls(**d)
+
+    def role_fields(self, role):
+        """{field: value} of the fields that shape `role` ('encoder' or 'decoder')."""
+        return {f: getattr(self, f) for f in ROLE_FIELDS[role]}
+
+
+def merge_configs(tx, rx):
+    """The link config of tx's encoder with rx's decoder; ValueError if they cannot pair.
+
+    tx, rx: LinkConfig. M, n and mode must agree; every encoder field comes
+    from tx and every decoder field from rx.
+    """
+    for f in SHARED_FIELDS:
+        if getattr(tx, f) != getattr(rx, f):
+            raise ValueError(f"the transmitter has {f}={getattr(tx, f)!r} but the receiver has "
+                             f"{f}={getattr(rx, f)!r}: they do not form a link")
+    return dataclasses.replace(tx, **rx.role_fields("decoder"))

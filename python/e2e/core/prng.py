@@ -2,18 +2,32 @@
 
 The training messages of a batch are a pure function of (seed, batch index),
 so a receiver regenerates what was sent from the batch index alone. Every
-stream of randomness is derived with NumPy's SeedSequence from the seed plus a
-purpose tag, so two purposes never share a stream.
+stream of randomness is derived with NumPy's SeedSequence from the seed, a
+named purpose (Stream) and an optional path (a batch index, a restart), so
+two purposes never share a stream.
 """
+import enum
+
 import numpy as np
 import torch
 
-# Purpose tags keep streams apart: (seed, MESSAGES, batch) never collides with
-# (seed, NOISE, batch).
-MESSAGES = 0
-NOISE = 1
-INIT = 2
-EVAL = 3
+
+class Stream(enum.IntEnum):
+    """Purposes of random streams: (seed, Stream.X, ...) never collides with (seed, Stream.Y, ...)."""
+
+    MESSAGES = 0      # training messages of a batch (both ends regenerate them)
+    NOISE = 1         # channel noise while training
+    INIT = 2          # network initialisation
+    EVAL = 3          # Monte-Carlo evaluation: messages and channel of each point
+    PERTURBATION = 4  # the model-free transmitter's exploration noise, per batch
+    FEEDBACK = 5      # impairments of the loss feedback link, per batch
+    VALIDATION = 6    # held-out messages that pick the best training restart
+    FINETUNE = 7      # channel noise while fine-tuning a receiver on a frozen constellation
+
+
+# Module-level names, so call sites read prng.NOISE as before.
+MESSAGES, NOISE, INIT, EVAL = Stream.MESSAGES, Stream.NOISE, Stream.INIT, Stream.EVAL
+PERTURBATION, FEEDBACK, VALIDATION, FINETUNE = Stream.PERTURBATION, Stream.FEEDBACK, Stream.VALIDATION, Stream.FINETUNE
 
 
 def seed_sequence(seed, *path):
@@ -30,6 +44,11 @@ def torch_generator(seed, *path, device="cpu"):
     g = torch.Generator(device=device)
     g.manual_seed(int(seed_sequence(seed, *path).generate_state(1, np.uint64)[0]) >> 1)
     return g
+
+
+def derived_seed(seed, *path):
+    """A 32-bit integer seed derived from (seed, *path), for code that takes a plain seed."""
+    return int(seed_sequence(seed, *path).generate_state(1)[0])
 
 
 def batch_messages(seed, batch_index, batch_size, M):

@@ -11,9 +11,6 @@ In ``real`` mode the imaginary parts carry no signal; a receiver ignores them,
 so the same N0/2 per real dimension holds on the real part.
 """
 import math
-import numbers
-
-MODES = ("complex", "real")
 
 
 def db_to_linear(db):
@@ -57,37 +54,12 @@ def noise_std_per_real_dim(ebn0_db, M, n):
     return math.sqrt(n0_from_ebn0_db(ebn0_db, M, n) / 2.0)
 
 
-def channel_model_noise_voltage(ebn0_db, M, n):
-    """``noise_voltage`` for GNU Radio's ``channels.channel_model`` at this Eb/N0.
+def noise_amplitude(ebn0_db, M, n):
+    """Amplitude of complex noise with N0 at this Eb/N0, for GNU Radio's noise blocks: sqrt(N0).
 
-    channel_model adds complex Gaussian noise of total variance
-    noise_voltage**2 (noise_voltage**2 / 2 per real dimension), so
-    noise_voltage = sqrt(N0). Checked against a running flowgraph in
-    tests/test_channel_model_noise.py.
+    analog.noise_source_c(GR_GAUSSIAN, amplitude) emits complex noise of
+    total variance amplitude**2 (amplitude**2 / 2 per real dimension), and
+    channels.channel_model's noise_voltage means the same; both are measured
+    in tests/test_noise_blocks.py.
     """
     return math.sqrt(n0_from_ebn0_db(ebn0_db, M, n))
-
-
-def validate_mode(mode):
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return mode
-
-
-def validate_M_n(M, n):
-    """Raise ValueError naming the parameter if M or n is not a valid size."""
-    for name, value, low in (("M", M, 2), ("n", n, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(M), int(n)
-
-
-def validate_db(name, value):
-    """Raise ValueError naming the parameter if value is not a finite number."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number (dB), got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number (dB), got {value!r}")
-    return v
