@@ -33,26 +33,58 @@ def assert_in_ci(errors, trials, expected):
 
 # --- AWGN ------------------------------------------------------------------------
 
+class _Recorder:
+    """A link that sends one fixed word and records what its receiver is handed."""
+
+    def __init__(self, mode, n=50):
+        self.M, self.n, self.mode, self.name = 2, n, mode, "recorder"
+        self.word = np.full(n, 0.5 + (-0.25j if mode == "complex" else 0))
+        self.seen = []
+
+    def transmit(self, messages):
+        return np.tile(self.word, (len(messages), 1))
+
+    def receive(self, y, n0):
+        self.seen.append((np.array(y), n0))
+        return np.zeros(len(y), dtype=np.int64)
+
+
 @pytest.mark.parametrize("mode", ["complex", "real"])
-def test_add_awgn_variance_per_real_dimension(mode):
-    rng = np.random.default_rng(123)
-    n0 = 0.37
-    x = np.full((2000, 50), 0.5 + (-0.25j if mode == "complex" else 0))
-    y = ev.add_awgn(x, n0, mode, rng)
-    assert y.dtype == np.complex128 and y.shape == x.shape
-    noise = y - x
+def test_default_channel_is_awgn_at_the_links_rate(mode):
+    link = _Recorder(mode)
+    ev.evaluate_bler(link, [3.0], min_errors=10**9, max_blocks=2000, batch_size=1000)
+    n0 = 1 / ((1 / 50) * 10 ** 0.3)  # R = log2(2) / 50
+    noise = np.concatenate([y for y, _ in link.seen]) - link.word
+    assert all(abs(got - n0) < 1e-12 for _, got in link.seen)  # the receiver is told N0
     var = n0 / 2
-    dims = [noise.real, noise.imag] if mode == "complex" else [noise.real]
-    if mode == "real":
-        assert not np.any(noise.imag)
-    for d in dims:
+    for d in (noise.real, noise.imag):
         N = d.size
         # Known zero mean: sum(d^2)/var ~ chi2(N), std of the ratio sqrt(2/N).
         assert abs(np.mean(d ** 2) / var - 1) < Z6 * math.sqrt(2 / N)
         assert abs(np.mean(d)) < Z6 * math.sqrt(var / N)
-    if mode == "complex":
-        # Independent real and imaginary parts: E[re im] = 0, std var/sqrt(N).
-        assert abs(np.mean(noise.real * noise.imag)) < Z6 * var / math.sqrt(noise.size)
+    # Independent real and imaginary parts: E[re im] = 0, std var/sqrt(N).
+    assert abs(np.mean(noise.real * noise.imag)) < Z6 * var / math.sqrt(noise.size)
+
+
+def test_any_channel_of_the_interface_plugs_in():
+    """A learned channel or an attack is evaluated like AWGN: the evaluator only calls channel(x, n0, g)."""
+    import torch
+    from gnuradio.e2e.core import channels
+
+    class Jammer(channels.Channel):
+        preserves_real = True
+
+        def forward(self, x, n0, generator=None):
+            return x + 3.0  # pushes every real part past the decision threshold
+
+    link = bl.uncoded_link(2, "bpsk")
+    (p,) = ev.evaluate_bler(link, [20.0], channel=Jammer(), min_errors=10**9, max_blocks=1000)
+    assert p["bler"] > 0.7  # messages with a 0 bit sent as -1 are all lost
+    (clean,) = ev.evaluate_bler(link, [20.0], min_errors=10**9, max_blocks=1000)
+    assert clean["bler"] == 0
+    with pytest.raises(ValueError, match="^mode must be 'complex' for the PhaseOffset channel"):
+        ev.evaluate_bler(_Recorder("real"), [3.0], channel=channels.PhaseOffset(), max_blocks=10)
+    assert torch.get_num_threads() >= 1
 
 
 # --- BLER against closed forms -----------------------------------------------------

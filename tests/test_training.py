@@ -21,8 +21,7 @@ CFG = config.LinkConfig(M=16, n=7, mode="complex")
 EBN0 = 4.0
 
 
-def awgn(seed, ebn0=EBN0, cfg=CFG):
-    return channels.AWGN(ebn0, cfg.M, cfg.n, cfg.mode, generator=prng.torch_generator(seed, prng.NOISE))
+AWGN = channels.AWGN()
 
 
 def state(module):
@@ -36,7 +35,7 @@ def same_state(a, b):
 @pytest.fixture(scope="module")
 def trained():
     enc, dec = models.build(CFG, seed=0)
-    hist = training.train_model_aware(enc, dec, awgn(0), steps=400, batch_size=1000, lr=1e-2, seed=0)
+    hist = training.train_model_aware(enc, dec, AWGN, EBN0, steps=400, batch_size=1000, lr=1e-2, seed=0)
     return enc, dec, hist
 
 
@@ -76,14 +75,14 @@ def test_untrained_link_does_not_beat_uncoded_bpsk():
 def test_deterministic():
     def run(init_seed, data_seed):
         enc, dec = models.build(CFG, seed=init_seed)
-        hist = training.train_model_aware(enc, dec, awgn(data_seed), steps=30, batch_size=200,
+        hist = training.train_model_aware(enc, dec, AWGN, EBN0, steps=30, batch_size=200,
                                           lr=1e-2, seed=data_seed, log_every=5)
         return hist, state(enc), state(dec)
 
     a, b = run(3, 3), run(3, 3)
     assert a[0] == b[0]
     assert same_state(a[1], b[1]) and same_state(a[2], b[2])
-    c = run(3, 4)  # same initialisation, other messages and noise
+    c = run(3, 4)  # same initialisation, other messages and noise (the noise stream follows the seed)
     assert a[0]["loss"] != c[0]["loss"] and not same_state(a[1], c[1])
 
 
@@ -98,7 +97,7 @@ def test_messages_follow_batch_index(monkeypatch):
         return real_forward(self, m)
 
     monkeypatch.setattr(type(enc), "forward", spy)
-    training.train_model_aware(enc, dec, awgn(0), steps=3, batch_size=50, seed=7)
+    training.train_model_aware(enc, dec, AWGN, EBN0, steps=3, batch_size=50, seed=7)
     assert len(seen) == 3
     for i, m in enumerate(seen):
         np.testing.assert_array_equal(m.numpy(), prng.batch_messages(7, i, 50, CFG.M))
@@ -107,7 +106,7 @@ def test_messages_follow_batch_index(monkeypatch):
 def test_train_decoder_only_leaves_encoder():
     enc, dec = models.build(CFG, seed=1)
     e0, d0 = state(enc), state(dec)
-    training.train_model_aware(enc, dec, awgn(1), steps=20, batch_size=200, train=("decoder",))
+    training.train_model_aware(enc, dec, AWGN, EBN0, steps=20, batch_size=200, train=("decoder",))
     assert same_state(e0, state(enc))
     assert not same_state(d0, state(dec))
 
@@ -115,7 +114,7 @@ def test_train_decoder_only_leaves_encoder():
 def test_train_encoder_only_leaves_decoder():
     enc, dec = models.build(CFG, seed=1)
     e0, d0 = state(enc), state(dec)
-    training.train_model_aware(enc, dec, awgn(1), steps=20, batch_size=200, train=("encoder",))
+    training.train_model_aware(enc, dec, AWGN, EBN0, steps=20, batch_size=200, train=("encoder",))
     assert not same_state(e0, state(enc))
     assert same_state(d0, state(dec))
 
@@ -123,8 +122,7 @@ def test_train_encoder_only_leaves_decoder():
 # --- fit_link -----------------------------------------------------------------------
 
 def test_fit_link_keeps_best_restart():
-    enc, dec, report = training.fit_link(CFG, lambda g: channels.AWGN(EBN0, 16, 7, generator=g),
-                                         steps=40, batch_size=200, seed=0, restarts=2,
+    enc, dec, report = training.fit_link(CFG, AWGN, EBN0, steps=40, batch_size=200, seed=0, restarts=2,
                                          validation_blocks=5000)
     runs = report["runs"]
     assert [r["restart"] for r in runs] == [0, 1]
@@ -133,21 +131,19 @@ def test_fit_link_keeps_best_restart():
     assert report["chosen"] == best["restart"]
     assert all("models" not in r for r in runs)
     # the returned pair is the chosen restart: same validation errors on the same noise
-    ch = channels.AWGN(EBN0, 16, 7, generator=prng.torch_generator(0, prng.EVAL, report["chosen"]))
-    assert training.validation_errors(enc, dec, ch, blocks=5000, seed=0) == best["validation_errors"]
+    assert training.validation_errors(enc, dec, AWGN, EBN0, blocks=5000, seed=0) == best["validation_errors"]
 
 
 @pytest.mark.parametrize("errors, chosen", [([7, 3], 1), ([3, 7], 0), ([5, 5, 2], 2)])
 def test_fit_link_choice_by_validation_errors(monkeypatch, errors, chosen):
     calls = []
 
-    def fake_validation(enc, dec, channel, *, blocks, seed):
+    def fake_validation(enc, dec, channel, ebn0_db, *, blocks, seed):
         calls.append((enc, dec))
         return errors[len(calls) - 1]
 
     monkeypatch.setattr(training, "validation_errors", fake_validation)
-    enc, dec, report = training.fit_link(CFG, lambda g: channels.AWGN(EBN0, 16, 7, generator=g),
-                                         steps=2, batch_size=20, restarts=len(errors))
+    enc, dec, report = training.fit_link(CFG, AWGN, EBN0, steps=2, batch_size=20, restarts=len(errors))
     assert report["chosen"] == chosen
     assert [r["validation_errors"] for r in report["runs"]] == errors
     assert enc is calls[chosen][0] and dec is calls[chosen][1]
@@ -155,8 +151,7 @@ def test_fit_link_choice_by_validation_errors(monkeypatch, errors, chosen):
 
 def test_fit_link_deterministic_and_finetune():
     def fit():
-        return training.fit_link(CFG, lambda g: channels.AWGN((2.0, 6.0), 16, 7, generator=g),
-                                 steps=15, batch_size=100, seed=5, decoder_finetune_steps=5,
+        return training.fit_link(CFG, AWGN, (2.0, 6.0), steps=15, batch_size=100, seed=5, decoder_finetune_steps=5,
                                  validation_blocks=2000)
 
     (e1, d1, r1), (e2, d2, r2) = fit(), fit()
@@ -167,7 +162,7 @@ def test_fit_link_deterministic_and_finetune():
 def test_validation_errors_counts():
     enc, dec = models.build(CFG, seed=0)
     enc.eval(), dec.eval()
-    e = training.validation_errors(enc, dec, awgn(0), blocks=2000, seed=0)
+    e = training.validation_errors(enc, dec, AWGN, EBN0, blocks=2000, seed=0)
     assert 0 <= e <= 2000 and e > 1000  # untrained: mostly wrong
 
 
@@ -188,7 +183,7 @@ def test_lr_schedule_applied_in_training():
     lr, steps = 1e-2, 20
     for schedule in training.SCHEDULES:
         enc, dec = models.build(CFG, seed=0)
-        hist = training.train_model_aware(enc, dec, awgn(0), steps=steps, batch_size=20, lr=lr,
+        hist = training.train_model_aware(enc, dec, AWGN, EBN0, steps=steps, batch_size=20, lr=lr,
                                           lr_schedule=schedule, log_every=1)
         # after step i (1-based) the optimiser holds the rate for step i
         expected = [lr * training.lr_factor(schedule, s, steps) for s in hist["step"]]
@@ -209,14 +204,42 @@ def test_lr_schedule_applied_in_training():
     (dict(lr=float("nan")), "lr"),
     (dict(lr_schedule="linear"), "lr_schedule"),
     (dict(train=("encoder", "channel")), "train"),
+    (dict(ebn0_db="4"), "ebn0_db"),
+    (dict(ebn0_db=(8, 2)), "ebn0_db"),
 ])
 def test_bad_arguments(kwargs, name):
     enc, dec = models.build(CFG, seed=0)
     e0 = state(enc)
-    args = {"steps": 10, **kwargs}
-    with pytest.raises(ValueError, match=rf"^{name} must"):
-        training.train_model_aware(enc, dec, awgn(0), **args)
+    args = {"steps": 10, "ebn0_db": EBN0, **kwargs}
+    with pytest.raises(ValueError, match=rf"^{name} (range )?must"):
+        training.train_model_aware(enc, dec, AWGN, **args)
     assert same_state(e0, state(enc))  # refused before any step
+
+
+def test_real_mode_refuses_a_rotating_channel():
+    enc, dec = models.build(config.LinkConfig(M=16, n=7, mode="real"), seed=0)
+    with pytest.raises(ValueError, match="^mode must be 'complex' for the RayleighBlockFading channel"):
+        training.train_model_aware(enc, dec, channels.RayleighBlockFading(), EBN0, steps=1)
+
+
+def test_lr_scheduler_holds_after_its_horizon():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = training.lr_scheduler(opt, "cosine", 10)
+    rates = []
+    for _ in range(15):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[0] == 1.0 and rates[10:] == [pytest.approx(0.01)] * 5
+    assert all(a > b for a, b in zip(rates[:10], rates[1:11]))
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = training.lr_scheduler(opt, "step", 0)  # no horizon: constant
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == 1.0
+    with pytest.raises(ValueError, match="^schedule_steps must"):
+        training.lr_scheduler(opt, "cosine", -1)
 
 
 def test_lr_factor_unknown_schedule():
@@ -229,4 +252,4 @@ def test_lr_factor_unknown_schedule():
 def test_fit_link_bad_arguments(kwargs, name):
     args = {"steps": 5, **kwargs}
     with pytest.raises(ValueError, match=rf"^{name} must"):
-        training.fit_link(CFG, lambda g: channels.AWGN(EBN0, 16, 7, generator=g), **args)
+        training.fit_link(CFG, AWGN, EBN0, **args)

@@ -18,7 +18,7 @@ Pure NumPy: never imports gnuradio, pmt or torch.
 """
 import numpy as np
 
-from . import snr
+from . import validate
 
 # Bounds the [chunk, M] score matrix of ml_detect (2**22 float64 = 32 MiB), so
 # M = 256 with B = 1e5 runs in pieces instead of one 200 MB allocation.
@@ -37,9 +37,7 @@ def message_bits(messages, k):
     ------
     uint8 array [..., k], bit j of the last axis is bit (k-1-j) of the message.
     """
-    k = int(k)
-    if not 1 <= k <= 63:
-        raise ValueError(f"k must be an integer in [1, 63], got {k!r}")
+    k = validate.integer("k", k, 1, 63)
     m = np.asarray(messages, dtype=np.int64)
     shifts = np.arange(k - 1, -1, -1, dtype=np.int64)
     return ((m[..., None] >> shifts) & 1).astype(np.uint8)
@@ -81,7 +79,7 @@ def ml_detect(y, codebook, mode, chunk_elements=_ML_CHUNK_ELEMENTS):
     ------
     int64 array [B], index of the nearest codeword.
     """
-    snr.validate_mode(mode)
+    validate.mode(mode)
     c = _real_view(np.atleast_2d(codebook), mode)
     yr = _real_view(y, mode)
     if yr.ndim != 2 or yr.shape[1] != c.shape[1]:
@@ -124,9 +122,7 @@ def ml_detect_block_fading(y, codebook, n0, chunk_elements=_ML_CHUNK_ELEMENTS):
     y = np.asarray(y, dtype=np.complex128)
     if y.ndim != 2 or y.shape[1] != c.shape[1]:
         raise ValueError(f"y must have shape [B, {c.shape[1]}], got {y.shape}")
-    n0 = float(n0)
-    if not n0 > 0:
-        raise ValueError(f"n0 must be positive, got {n0!r}")
+    n0 = validate.real("n0", n0, 0, low_open=True)
     total = n0 + np.einsum("ij,ij->i", c.conj(), c).real
     weight = 1.0 / (n0 * total)
     offset = np.log(total)
@@ -166,11 +162,11 @@ class CodebookLink:
     """
 
     def __init__(self, codebook, mode, name, detector="ml"):
-        self.mode = snr.validate_mode(mode)
+        self.mode = validate.mode(mode)
         cb = np.asarray(codebook)
         if cb.ndim != 2:
             raise ValueError(f"codebook must have shape [M, n], got {cb.shape}")
-        self.M, self.n = snr.validate_M_n(cb.shape[0], cb.shape[1])
+        self.M, self.n = validate.sizes(cb.shape[0], cb.shape[1])
         cb = cb.astype(np.complex128)
         if mode == "real" and np.any(cb.imag != 0):
             # Silently dropping the imaginary part would change the energy the
@@ -227,8 +223,7 @@ class UncodedLink:
     """
 
     def __init__(self, bits_per_message, modulation):
-        if modulation not in _MODULATIONS:
-            raise ValueError(f"modulation must be one of {tuple(_MODULATIONS)}, got {modulation!r}")
+        validate.choice("modulation", modulation, tuple(_MODULATIONS))
         b, points, mode = _MODULATIONS[modulation]
         k = bits_per_message
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 62 or k % b:
@@ -333,4 +328,4 @@ def hamming74_link(decoding):
         return CodebookLink(codebook, "real", "Hamming (7,4) soft ML")
     if decoding == "hard":
         return CodebookLink(codebook, "real", "Hamming (7,4) hard", detector=_hamming74_hard_detector)
-    raise ValueError(f"decoding must be 'soft' or 'hard', got {decoding!r}")
+    validate.choice("decoding", decoding, ("soft", "hard"))

@@ -1,134 +1,183 @@
-"""Differentiable channel models (torch) and their NumPy twins.
+"""Channels: one interface, used by every trainer and by the evaluator.
 
-Torch modules act on real tensors [batch, 2n] (real parts, then imaginary
-parts) so gradients flow through them in model-aware training. The NumPy
-functions act on complex arrays [batch, n] for evaluation and GNU Radio code.
-Noise follows DESIGN.md: N0 = 1 / (R * Eb/N0), N0/2 per real dimension; in
-real mode only the real half gets noise (the imaginary half carries nothing
-and receivers ignore it).
+    y = channel(x, n0, generator)
+
+x:         complex tensor [batch, n], transmitted symbols (Es = 1 per use).
+n0:        noise density N0, a float or a real tensor broadcastable to
+           [batch, 1] (one N0 per example when training over an Eb/N0 range).
+generator: torch.Generator for every random draw, or None (global RNG).
+y:         complex tensor [batch, n], what the receiver sees.
+
+The interface is Sionna's AWGN()((x, no)) with the randomness made explicit.
+Channels are torch modules and differentiable where their maths is (AWGN,
+fading, phase), so model-aware training backpropagates through them; a
+learned channel (a GAN generator) or an attack implements the same call.
+
+Real mode needs no special case: a real-mode transmitter sends zero
+imaginary parts and a real-mode receiver reads only real parts, so complex
+noise CN(0, N0) leaves exactly N0/2 on the part that is read. A channel that
+rotates signal into the imaginary part (fading, phase) breaks real mode:
+such channels set preserves_real = False and users refuse that pairing
+(check_mode).
 """
+import math
+
 import numpy as np
 import torch
 from torch import nn
 
-from . import snr
+from . import snr, validate
+from .models import complex_to_real, real_to_complex
 
 
-def _ebn0_tensor(ebn0_db, batch, generator, device):
-    """Eb/N0 in dB as a [batch, 1] tensor: fixed, or uniform per example in (lo, hi)."""
-    if isinstance(ebn0_db, (tuple, list)):
-        if len(ebn0_db) != 2:
-            raise ValueError(f"ebn0_db must be a number or a (lo, hi) pair in dB, got {ebn0_db!r}")
-        lo, hi = (snr.validate_db("ebn0_db", v) for v in ebn0_db)
-        if lo > hi:
-            raise ValueError(f"ebn0_db range must have lo <= hi, got {ebn0_db!r}")
-        u = torch.rand(batch, 1, generator=generator, device=device)
-        return lo + (hi - lo) * u
-    return torch.full((batch, 1), snr.validate_db("ebn0_db", ebn0_db), device=device)
+class Channel(nn.Module):
+    """Base class: forward(x, n0, generator=None) -> y, complex [batch, n] both.
 
-
-def awgn(x, n0, mode, generator=None):
-    """y = x + noise, noise N(0, n0/2) per real dimension.
-
-    x:  real [batch, 2n]
-    n0: float or tensor broadcastable to [batch, 1]
-    """
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    noise = noise * torch.sqrt(torch.as_tensor(n0, dtype=x.dtype, device=x.device) / 2)
-    if mode == "real":
-        noise[:, x.shape[1] // 2:] = 0
-    return x + noise
-
-
-class AWGN(nn.Module):
-    """Additive white Gaussian noise at a given Eb/N0 (or a range of them).
-
-    ebn0_db: float, or (lo, hi) to draw Eb/N0 uniformly in dB per example,
-    which trains a decoder that holds up across a range of noise levels.
-    Input/output: real [batch, 2n].
+    preserves_real: True if a real input (zero imaginary parts) keeps every
+    bit of its signal on the real part, so the channel may carry a real-mode
+    link.
     """
 
-    def __init__(self, ebn0_db, M, n, mode="complex", generator=None):
+    preserves_real = False
+
+    def forward(self, x, n0, generator=None):
+        raise NotImplementedError
+
+
+def check_mode(channel, mode):
+    """Refuse a real-mode link on a channel that rotates signal into the imaginary part."""
+    validate.mode(mode)
+    if mode == "real" and not getattr(channel, "preserves_real", False):
+        raise ValueError(f"mode must be 'complex' for the {type(channel).__name__} channel: it rotates "
+                         "signal into the imaginary part, which a real-mode receiver never reads")
+    return channel
+
+
+def complex_noise(shape, n0, generator=None, device="cpu", dtype=torch.complex64):
+    """CN(0, N0) samples: variance N0/2 on each real dimension.
+
+    torch.randn with a complex dtype draws CN(0, 1) (variance 1/2 per part).
+    """
+    w = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    n0 = torch.as_tensor(n0, device=device, dtype=w.real.dtype)
+    return w * torch.sqrt(n0)
+
+
+class AWGN(Channel):
+    """y = x + w, w ~ CN(0, N0) per channel use."""
+
+    preserves_real = True
+
+    def forward(self, x, n0, generator=None):
+        return x + complex_noise(x.shape, n0, generator, x.device, x.dtype)
+
+
+class RayleighBlockFading(Channel):
+    """y = h x + w with one h ~ CN(0, 1) per message (block), w ~ CN(0, N0).
+
+    E|h|^2 = 1: the average received Es stays 1, so Eb/N0 keeps its meaning
+    as an average over fades. The receiver is not told h.
+    """
+
+    def forward(self, x, n0, generator=None):
+        h = torch.randn((x.shape[0], 1), generator=generator, device=x.device, dtype=x.dtype)
+        return h * x + complex_noise(x.shape, n0, generator, x.device, x.dtype)
+
+
+class PhaseOffset(Channel):
+    """y = x exp(j phi): a carrier phase offset, noiseless (chain it with AWGN).
+
+    phase_rad: a fixed phase, or None for a uniform phase in [0, 2 pi) per message.
+    """
+
+    def __init__(self, phase_rad=None):
         super().__init__()
-        snr.validate_M_n(M, n)
-        self.ebn0_db, self.M, self.n = ebn0_db, M, n
-        self.mode = snr.validate_mode(mode)
-        self.generator = generator
-        _ebn0_tensor(ebn0_db, 1, None, "cpu")  # validates now, not at the first batch
+        self.phase_rad = None if phase_rad is None else validate.real("phase_rad", phase_rad)
 
-    def n0(self, batch, device="cpu"):
-        ebn0 = _ebn0_tensor(self.ebn0_db, batch, self.generator, device)
+    def forward(self, x, n0=0.0, generator=None):
+        real_dtype = x.real.dtype
+        if self.phase_rad is None:
+            phi = 2 * math.pi * torch.rand((x.shape[0], 1), generator=generator, device=x.device, dtype=real_dtype)
+        else:
+            phi = torch.full((x.shape[0], 1), self.phase_rad, device=x.device, dtype=real_dtype)
+        return x * torch.polar(torch.ones_like(phi), phi)
+
+
+class Chain(Channel):
+    """Channels applied in order, each with the same n0 and generator: Chain(PhaseOffset(), AWGN())."""
+
+    def __init__(self, *stages):
+        super().__init__()
+        if not stages:
+            raise ValueError("Chain needs at least one channel")
+        self.stages = nn.ModuleList(stages)
+        self.preserves_real = all(getattr(s, "preserves_real", False) for s in stages)
+
+    def forward(self, x, n0, generator=None):
+        for stage in self.stages:
+            x = stage(x, n0, generator)
+        return x
+
+
+class FunctionChannel(Channel):
+    """A black box fn(x) -> y on complex NumPy arrays [batch, n], as a channel.
+
+    For model-free training, which never differentiates the channel: a
+    recorded channel, an external simulator, a radio. It adds its own noise,
+    so n0 and generator are not used. Not differentiable.
+    """
+
+    def __init__(self, fn, preserves_real=False):
+        super().__init__()
+        self.fn = fn
+        self.preserves_real = bool(preserves_real)
+
+    def forward(self, x, n0=None, generator=None):
+        y = np.asarray(self.fn(x.detach().cpu().numpy()))
+        if y.shape != tuple(x.shape):
+            raise ValueError(f"the channel function returned shape {y.shape}, expected {tuple(x.shape)}")
+        return torch.from_numpy(y.astype(np.complex64 if x.dtype == torch.complex64 else np.complex128))
+
+
+# The channels the command line and the evaluator know by name.
+_BY_NAME = {
+    "awgn": AWGN,
+    "rayleigh": RayleighBlockFading,
+    "phase": lambda: Chain(PhaseOffset(), AWGN()),
+}
+NAMES = tuple(_BY_NAME)
+
+
+def by_name(name):
+    """A fresh channel: 'awgn', 'rayleigh' (block fading), 'phase' (random phase per message, then AWGN)."""
+    return _BY_NAME[validate.choice("channel", name, NAMES)]()
+
+
+class NoiseLevel:
+    """N0 per example from an Eb/N0 in dB, or from a (lo, hi) range drawn uniformly in dB.
+
+    Drawing Eb/N0 per example trains a receiver that holds up across the range.
+    N0 = 1 / (R Eb/N0) with R = log2(M) / n (DESIGN.md).
+    """
+
+    def __init__(self, ebn0_db, M, n):
+        self.M, self.n = validate.sizes(M, n)
+        self.ebn0_db = validate.db_or_range("ebn0_db", ebn0_db)
+
+    def sample(self, batch, generator=None, device="cpu"):
+        """N0: real float32 tensor [batch, 1]."""
+        if isinstance(self.ebn0_db, tuple):
+            lo, hi = self.ebn0_db
+            ebn0 = lo + (hi - lo) * torch.rand((batch, 1), generator=generator, device=device)
+        else:
+            ebn0 = torch.full((batch, 1), self.ebn0_db, device=device)
         return 1.0 / (snr.rate(self.M, self.n) * 10.0 ** (ebn0 / 10.0))
 
-    def forward(self, x):
-        return awgn(x, self.n0(x.shape[0], x.device), self.mode, self.generator)
 
+def through(channel, x, n0, generator=None):
+    """Pass a model's real [batch, 2n] symbols through a channel; real [batch, 2n] back.
 
-class RayleighBlockFading(nn.Module):
-    """y = h x + noise, one h ~ CN(0, 1) per message (complex mode only).
-
-    Average received Es stays 1, so Eb/N0 keeps its meaning as an average.
-    Input/output: real [batch, 2n].
+    The glue between the networks' real layout (DESIGN.md: real parts, then
+    imaginary parts) and the channel interface's complex tensors.
     """
-
-    def __init__(self, ebn0_db, M, n, mode="complex", generator=None):
-        super().__init__()
-        if mode != "complex":
-            raise ValueError("mode must be 'complex' for RayleighBlockFading (fading rotates into the imaginary part)")
-        self.awgn = AWGN(ebn0_db, M, n, mode, generator)
-        self.generator = generator
-
-    def forward(self, x):
-        b, two_n = x.shape
-        n = two_n // 2
-        h = torch.randn(b, 2, generator=self.generator, device=x.device, dtype=x.dtype) * (0.5 ** 0.5)
-        hr, hi = h[:, :1], h[:, 1:]
-        xr, xi = x[:, :n], x[:, n:]
-        faded = torch.cat([hr * xr - hi * xi, hr * xi + hi * xr], dim=1)
-        return self.awgn(faded)
-
-
-class PhaseOffset(nn.Module):
-    """Carrier phase offset: y = x * exp(j phi).
-
-    phase_rad: a fixed phase, or None for a uniform phase in [0, 2 pi) drawn
-    per message. Compose with AWGN via nn.Sequential(PhaseOffset(...), AWGN(...)).
-    """
-
-    def __init__(self, phase_rad=None, generator=None):
-        super().__init__()
-        self.phase_rad = phase_rad
-        self.generator = generator
-
-    def forward(self, x):
-        b, two_n = x.shape
-        n = two_n // 2
-        if self.phase_rad is None:
-            phi = 2 * np.pi * torch.rand(b, 1, generator=self.generator, device=x.device, dtype=x.dtype)
-        else:
-            phi = torch.full((b, 1), float(self.phase_rad), device=x.device, dtype=x.dtype)
-        c, s = torch.cos(phi), torch.sin(phi)
-        xr, xi = x[:, :n], x[:, n:]
-        return torch.cat([c * xr - s * xi, s * xr + c * xi], dim=1)
-
-
-# --- NumPy twins on complex arrays [batch, n] ---------------------------------
-
-def awgn_np(x, n0, mode, rng):
-    """complex [batch, n] -> complex [batch, n] with N(0, n0/2) per real dimension."""
-    scale = np.sqrt(n0 / 2.0)
-    noise = rng.standard_normal(x.shape) * scale
-    if mode == "complex":
-        noise = noise + 1j * (rng.standard_normal(x.shape) * scale)
-    return x + noise
-
-
-def rayleigh_block_fading_np(x, rng):
-    """complex [batch, n] -> (h x, h) with h complex [batch, 1] ~ CN(0, 1)."""
-    h = (rng.standard_normal((x.shape[0], 1)) + 1j * rng.standard_normal((x.shape[0], 1))) * np.sqrt(0.5)
-    return h * x, h
-
-
-def phase_offset_np(x, phase_rad):
-    """complex [batch, n] rotated by phase_rad (scalar or [batch, 1])."""
-    return x * np.exp(1j * np.asarray(phase_rad))
+    return complex_to_real(channel(real_to_complex(x), n0, generator))

@@ -1,76 +1,49 @@
-"""Monte-Carlo BLER/BER of any link on AWGN (or Rayleigh block fading), and dB gaps.
+"""Monte-Carlo BLER/BER of any link over any channel, and dB gaps between curves.
 
 A *link* (see ``core.baselines``) has ``M``, ``n``, ``mode``, ``name``,
 ``transmit(messages) -> [B, n]`` and ``receive(y, n0) -> [B]``; classical
-baselines and learned models are scored by the same code on the same noise
-convention (DESIGN.md: Es = 1, N0 = 1 / (R Eb/N0), N0/2 per real dimension).
+baselines and learned models are scored by the same code, over any channel
+of the core.channels interface (AWGN, fading, learned channels, attacks), on
+the same noise convention (DESIGN.md: Es = 1, N0 = 1 / (R Eb/N0), N0/2 per
+real dimension).
 """
 import math
 
 import numpy as np
+import torch
 
-from . import prng, snr, theory
+from . import progress, prng, snr, theory, validate
 from .baselines import message_bits
-
-
-def add_awgn(x, n0, mode, rng):
-    """Additive white Gaussian noise.
-
-    Input
-    -----
-    x : complex array [B, n], transmitted symbols
-    n0 : float, noise density N0
-    mode : 'complex' adds CN(0, N0) (variance N0/2 on real and imaginary
-        parts); 'real' adds N(0, N0/2) to the real part only
-    rng : numpy.random.Generator
-
-    Output
-    ------
-    complex128 array [B, n], received symbols.
-    """
-    snr.validate_mode(mode)
-    x = np.asarray(x, dtype=np.complex128)
-    std = math.sqrt(float(n0) / 2.0)
-    if mode == "real":
-        # The imaginary part carries no signal and a real-mode receiver never
-        # looks at it, so leave it untouched rather than spend draws on it.
-        return x + std * rng.standard_normal(x.shape)
-    noise = rng.standard_normal(x.shape + (2,))
-    return x + std * (noise[..., 0] + 1j * noise[..., 1])
-
-
-CHANNELS = ("awgn", "rayleigh")
+from .channels import AWGN, check_mode
 
 
 def _is_power_of_two(M):
     return M >= 1 and (M & (M - 1)) == 0
 
 
-def evaluate_bler(link, ebn0_db_grid, *, min_errors=100, max_blocks=1_000_000,
-                  batch_size=100_000, seed=0, progress=False, channel="awgn"):
+def evaluate_bler(link, ebn0_db_grid, *, channel=None, min_errors=100, max_blocks=1_000_000,
+                  batch_size=100_000, seed=0, progress_bar=False):
     """Monte-Carlo block and bit error rates of a link over an Eb/N0 grid.
 
-    Each point draws uniform messages and noise from its own generator
-    ``prng.numpy_rng(seed, prng.EVAL, point_index)``, so a point is
-    reproducible on its own and independent of the others. Batches run until
-    ``block_errors >= min_errors`` or ``blocks >= max_blocks`` (the last
-    batch is trimmed so that blocks never exceed max_blocks). N0 follows
-    from the link's own rate log2(M)/n.
+    Each point draws uniform messages from ``prng.numpy_rng(seed, EVAL, i)``
+    and the channel's randomness from ``prng.torch_generator(seed, EVAL, i,
+    NOISE)`` (point index i), so a point is reproducible on its own and
+    independent of the others. Batches run until ``block_errors >=
+    min_errors`` or ``blocks >= max_blocks`` (the last batch is trimmed so
+    that blocks never exceed max_blocks). N0 follows from the link's own
+    rate log2(M)/n.
 
-    channel 'awgn' (the default) adds noise only. 'rayleigh' (complex mode
-    only) is Rayleigh block fading, y = h x + w with one h ~ CN(0, 1) per
-    block (channels.rayleigh_block_fading_np), drawn from the point's
-    generator before the noise; E|h|^2 = 1, so Eb/N0 is an average over
-    fades. The receiver is not told h: link.receive(y, n0) sees only y, so
-    baselines written for AWGN are not meaningful there (use a learned
-    decoder, or baselines.ml_detect_block_fading). With 'awgn' the random
-    draws are exactly those of the AWGN-only evaluator.
+    The receiver sees only what the channel returns: link.receive(y, n0) is
+    never told a fading gain, so baselines written for AWGN are not optimal
+    on fading channels (baselines.ml_detect_block_fading is).
 
     Input
     -----
     link : object with M, n, mode, transmit, receive (see core.baselines)
     ebn0_db_grid : sequence of float, Eb/N0 points in dB
-    channel : 'awgn' or 'rayleigh'
+    channel : core.channels interface, complex [B, n] -> complex [B, n];
+        None means AWGN. A real-mode link needs a channel that keeps real
+        signals real (channels.check_mode).
 
     Output
     ------
@@ -80,40 +53,26 @@ def evaluate_bler(link, ebn0_db_grid, *, min_errors=100, max_blocks=1_000_000,
     ber_ci95. The BER interval treats bits as independent trials; bit errors
     in one block are correlated, so it is narrower than the truth.
     """
-    M, n = snr.validate_M_n(link.M, link.n)
-    mode = snr.validate_mode(link.mode)
-    if channel not in CHANNELS:
-        raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
-    fade = None
-    if channel == "rayleigh":
-        if mode != "complex":
-            raise ValueError(f"channel 'rayleigh' needs a complex-mode link, got mode={mode!r}")
-        from .channels import rayleigh_block_fading_np as fade  # imports torch: only when asked
-    if int(min_errors) < 1 or int(max_blocks) < 1 or int(batch_size) < 1:
-        raise ValueError("min_errors, max_blocks and batch_size must be >= 1, got "
-                         f"{min_errors!r}, {max_blocks!r}, {batch_size!r}")
+    M, n = validate.sizes(link.M, link.n)
+    channel = check_mode(AWGN() if channel is None else channel, link.mode)
+    for name, value in (("min_errors", min_errors), ("max_blocks", max_blocks), ("batch_size", batch_size)):
+        validate.integer(name, value, 1)
     k = int(round(math.log2(M))) if _is_power_of_two(M) else None
-    grid = [snr.validate_db("ebn0_db", e) for e in ebn0_db_grid]
+    grid = [validate.db("ebn0_db", e) for e in ebn0_db_grid]
 
-    points = range(len(grid))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(points, desc=str(getattr(link, "name", "link")), unit="pt", disable=None)
-        points = bar
+    bar = progress.bar(len(grid), str(getattr(link, "name", "link")), progress_bar, unit="pt")
     results = []
-    for i in points:
-        ebn0_db = grid[i]
+    for i, ebn0_db in enumerate(grid):
         n0 = snr.n0_from_ebn0_db(ebn0_db, M, n)
         rng = prng.numpy_rng(seed, prng.EVAL, i)
+        gen = prng.torch_generator(seed, prng.EVAL, i, prng.NOISE)
         blocks = block_errors = bit_errors = 0
         while block_errors < min_errors and blocks < max_blocks:
             b = min(int(batch_size), int(max_blocks) - blocks)
             sent = rng.integers(0, M, size=b, dtype=np.int64)
-            x = link.transmit(sent)
-            if fade is not None:
-                x, _ = fade(np.asarray(x, dtype=np.complex128), rng)
-            y = add_awgn(x, n0, mode, rng)
+            x = torch.from_numpy(np.asarray(link.transmit(sent), dtype=np.complex128))
+            with torch.no_grad():
+                y = channel(x, n0, gen).numpy()
             decided = np.asarray(link.receive(y, n0), dtype=np.int64)
             wrong = decided != sent
             blocks += b
@@ -135,8 +94,9 @@ def evaluate_bler(link, ebn0_db_grid, *, min_errors=100, max_blocks=1_000_000,
             point.update(bits=bits, bit_errors=bit_errors, ber=bit_errors / bits,
                          ber_ci95=list(theory.wilson_interval(bit_errors, bits)))
         results.append(point)
-        if bar is not None:
-            bar.set_postfix(ebn0_db=ebn0_db, bler=f"{point['bler']:.3g}")
+        bar.set_postfix(ebn0_db=ebn0_db, bler=f"{point['bler']:.3g}")
+        bar.update(1)
+    bar.close()
     return results
 
 

@@ -7,8 +7,9 @@ receive(y complex [B, n], n0) -> int64 [B].
 import numpy as np
 import torch
 
+from . import validate
 from .baselines import ml_detect, ml_detect_block_fading
-from .models import complex_to_real
+from .models import decide, received_tensor
 
 
 class LearnedLink:
@@ -23,8 +24,7 @@ class LearnedLink:
     """
 
     def __init__(self, encoder, decoder=None, detector="nn", name=None, chunk=65536):
-        if detector not in ("nn", "ml", "ml-rbf"):
-            raise ValueError(f"detector must be 'nn', 'ml' or 'ml-rbf', got {detector!r}")
+        validate.choice("detector", detector, ("nn", "ml", "ml-rbf"))
         if detector == "nn" and decoder is None:
             raise ValueError("detector='nn' needs a decoder")
         c = encoder.config
@@ -46,6 +46,5 @@ class LearnedLink:
             return ml_detect_block_fading(y, self.codebook, n0)
         out = np.empty(len(y), dtype=np.int64)
         for i in range(0, len(y), self.chunk):
-            yr = torch.from_numpy(complex_to_real(y[i:i + self.chunk]).astype(np.float32))
-            out[i:i + self.chunk] = self.decoder(yr).argmax(dim=1).numpy()
+            out[i:i + self.chunk] = decide(self.decoder(received_tensor(y[i:i + self.chunk]))).numpy()
         return out

@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from . import validate
+
 
 def _new_figure(figsize=(6.4, 4.8)):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -97,6 +99,7 @@ def plot_constellation(symbols, mode, path, title=None):
 
     Returns the path.
     """
+    validate.mode(mode)
     s = np.asarray(symbols)
     if s.ndim != 2:
         raise ValueError(f"symbols must have shape [M, n], got {s.shape}")
@@ -123,8 +126,6 @@ def plot_constellation(symbols, mode, path, title=None):
         fig.colorbar(im, ax=ax, label="amplitude")
         ax.set_xlabel("channel use")
         ax.set_ylabel("message")
-    else:
-        raise ValueError(f"mode must be 'complex' or 'real', got {mode!r}")
     if title:
         ax.set_title(title)
     return _save(fig, path)
