@@ -15,17 +15,95 @@ ends agree without a control channel.
 Tensors: channel symbols are real [batch, 2n] (real parts, then imaginary
 parts), as everywhere in core. Per-example losses are float32 [batch].
 """
+import dataclasses
 import math
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from . import prng
+from . import prng, progress, validate
+from .channels import NoiseLevel, check_mode, through
+from .models import decide
+from .training import SCHEDULES, lr_scheduler
 
 RECEIVER = "receiver"
 TRANSMITTER = "transmitter"
+
+
+BASELINES = ("none", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFreeParams:
+    """The recipe both ends of model-free training share, validated on construction.
+
+    One object feeds the offline trainer, the live trainers, the two live
+    training blocks and gr_e2e train --method model-free, so their defaults
+    cannot drift apart. Defaults are the paper's (Aoudia & Hoydis): sigma2 =
+    0.02, R = T = 10, Adam 1e-3, the plain estimator, a constant rate.
+
+    batch_size : int >= 1, messages per batch.
+    seed : int >= 0; batch b carries prng.batch_messages(seed, b, batch_size, M)
+        and the transmitter's perturbation of batch b is drawn from
+        (seed, PERTURBATION, b), so both ends agree without talking.
+    rx_batches, tx_batches : ints >= 0, not both 0: R receiver batches, then
+        T transmitter batches, repeating (phase_of).
+    sigma2 : float in (0, 1), exploration variance per channel use.
+    lr : float > 0, Adam learning rate of each end.
+    baseline : 'none' (the paper's estimator) or 'mean' (subtract the batch's
+        mean loss: same expectation, lower variance).
+    lr_schedule : 'constant', 'cosine' or 'step' (training.lr_factor).
+    schedule_steps : int >= 0, the schedule's horizon in steps of each end,
+        then the rate holds. 0: the whole run where its length is known (the
+        offline trainer); a live flowgraph has no known end, so there a
+        schedule other than 'constant' needs schedule_steps > 0 (live_check).
+    """
+
+    batch_size: int = 1000
+    seed: int = 0
+    rx_batches: int = 10
+    tx_batches: int = 10
+    sigma2: float = 0.02
+    lr: float = 1e-3
+    baseline: str = "none"
+    lr_schedule: str = "constant"
+    schedule_steps: int = 0
+
+    def __post_init__(self):
+        checked = {
+            "batch_size": validate.integer("batch_size", self.batch_size, 1),
+            "seed": validate.integer("seed", self.seed, 0),
+            "rx_batches": validate.integer("rx_batches", self.rx_batches, 0),
+            "tx_batches": validate.integer("tx_batches", self.tx_batches, 0),
+            "sigma2": validate.real("sigma2", self.sigma2, 0, 1, low_open=True, high_open=True),
+            "lr": validate.real("lr", self.lr, 0, low_open=True),
+            "baseline": validate.choice("baseline", self.baseline, BASELINES),
+            "lr_schedule": validate.choice("lr_schedule", self.lr_schedule, SCHEDULES),
+            "schedule_steps": validate.integer("schedule_steps", self.schedule_steps, 0),
+        }
+        if checked["rx_batches"] + checked["tx_batches"] == 0:
+            raise ValueError("rx_batches and tx_batches must not both be 0")
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen: store the canonical types
+
+    def live_check(self):
+        """Refuse what only an offline run can do: a decaying schedule without a horizon."""
+        if self.lr_schedule != "constant" and self.schedule_steps == 0:
+            raise ValueError(f"schedule_steps must be > 0 with lr_schedule={self.lr_schedule!r} in a live "
+                             "flowgraph: a live run has no known end to decay towards")
+        return self
+
+    def phase(self, batch_index):
+        return phase_of(batch_index, self.rx_batches, self.tx_batches)
+
+    def messages(self, batch_index, M):
+        """Training messages of a batch: int64 [batch_size]."""
+        return prng.batch_messages(self.seed, batch_index, self.batch_size, M)
+
+    def perturbation_generator(self, batch_index):
+        """The torch.Generator of batch b's exploration noise."""
+        return prng.torch_generator(self.seed, prng.PERTURBATION, batch_index)
 
 
 def phase_of(batch_index, rx_batches=10, tx_batches=10):
@@ -34,12 +112,6 @@ def phase_of(batch_index, rx_batches=10, tx_batches=10):
         raise ValueError(f"rx_batches and tx_batches must be >= 0 and not both 0, "
                          f"got {rx_batches!r}, {tx_batches!r}")
     return RECEIVER if batch_index % (rx_batches + tx_batches) < rx_batches else TRANSMITTER
-
-
-def validate_sigma2(sigma2):
-    if not (isinstance(sigma2, (int, float)) and 0 < sigma2 < 1):
-        raise ValueError(f"sigma2 (perturbation variance) must be in (0, 1), got {sigma2!r}")
-    return float(sigma2)
 
 
 def perturbation_variance(sigma2, mode):
@@ -78,8 +150,7 @@ def transmitter_surrogate(encoder, messages, w, losses, sigma2, baseline="none")
     baseline: 'none' (the paper's estimator) or 'mean' (subtract the batch's
     mean loss: same expectation, lower variance).
     """
-    if baseline not in ("none", "mean"):
-        raise ValueError(f"baseline must be 'none' or 'mean', got {baseline!r}")
+    validate.choice("baseline", baseline, BASELINES)
     losses = torch.as_tensor(losses, dtype=w.dtype).detach()
     if baseline == "mean":
         losses = losses - losses.mean()
@@ -114,7 +185,7 @@ def receiver_step(decoder, optimizer, y, messages):
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return float(loss.detach()), int((logits.detach().argmax(dim=1) != messages).sum())
+    return float(loss.detach()), int((decide(logits.detach()) != messages).sum())
 
 
 def transmitter_step(encoder, optimizer, messages, w, losses, sigma2, baseline="none"):
@@ -131,20 +202,18 @@ class FeedbackLink:
     snr_db:    additive Gaussian noise at SNRfb = E[l^2] / sigma_e^2 (None: none).
     bits:      uniform quantisation to 2**bits levels between the batch's
                minimum and maximum loss, which travel with the message as two
-               floats (None: no quantisation).
+               floats (None or 0: no quantisation).
     loss_prob: probability that a whole feedback message is lost.
     Noise is added after quantisation, as on a channel carrying the
-    quantised values. Randomness: prng stream (seed, NOISE, 7, batch index).
+    quantised values. Randomness: prng stream (seed, FEEDBACK, batch index).
     """
 
     def __init__(self, snr_db=None, bits=None, loss_prob=0.0, seed=0):
-        if snr_db is not None and not math.isfinite(float(snr_db)):
-            raise ValueError(f"snr_db must be a finite number or None, got {snr_db!r}")
-        if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 24):
-            raise ValueError(f"bits must be an integer in [1, 24] or None, got {bits!r}")
-        if not 0.0 <= float(loss_prob) <= 1.0:
-            raise ValueError(f"loss_prob must be in [0, 1], got {loss_prob!r}")
-        self.snr_db, self.bits, self.loss_prob, self.seed = snr_db, bits, float(loss_prob), seed
+        self.snr_db = validate.optional_real("feedback_snr_db", snr_db)
+        bits = validate.integer("feedback_bits", 0 if bits is None else bits, 0, 24)
+        self.bits = bits or None
+        self.loss_prob = validate.real("feedback_loss_prob", loss_prob, 0, 1)
+        self.seed = validate.integer("seed", seed, 0)
 
     @property
     def ideal(self):
@@ -154,7 +223,7 @@ class FeedbackLink:
         """float32 [batch] -> impaired float32 [batch], or None if the message is lost."""
         if self.ideal:
             return losses
-        rng = prng.numpy_rng(self.seed, prng.NOISE, 7, batch_index)
+        rng = prng.numpy_rng(self.seed, prng.FEEDBACK, batch_index)
         if self.loss_prob and rng.random() < self.loss_prob:
             return None
         out = np.asarray(losses, dtype=np.float64)
@@ -169,69 +238,68 @@ class FeedbackLink:
         return out.astype(np.float32)
 
 
-def train_model_free(encoder, decoder, channel, *, batches, batch_size=1000, rx_batches=10,
-                     tx_batches=10, sigma2=0.02, lr_rx=1e-3, lr_tx=1e-3, lr_schedule="constant",
-                     baseline="none", feedback=None, seed=0, progress=False, log_every=20,
+def train_model_free(encoder, decoder, channel, ebn0_db, params=ModelFreeParams(), *, batches,
+                     feedback=None, generator=None, progress_bar=False, log_every=20,
                      desc="model-free training"):
     """The offline alternating trainer: the reference for the live flowgraph.
 
-    Batch b carries prng.batch_messages(seed, b, batch_size, M) and belongs to
-    phase_of(b, rx_batches, tx_batches). Receiver batches send f(m) and step
-    the receiver; transmitter batches send the perturbed x_p, the receiver
-    computes per-example losses, `feedback` (a FeedbackLink) impairs them,
-    and the transmitter steps. The channel is called under no_grad: nothing
-    is differentiated through it, so it may be any [batch, 2n] -> [batch, 2n]
-    function, a real radio included.
+    channel: core.channels interface; it is called under no_grad, nothing is
+        differentiated through it, so any channel works (channels.FunctionChannel
+        wraps a black box: a recording, a radio).
+    ebn0_db: Eb/N0 in dB (or a (lo, hi) range drawn per example) of the noise
+        the channel adds.
+    params: ModelFreeParams. Batch b carries params.messages(b, M) and belongs
+        to params.phase(b). Receiver batches send f(m) and step the receiver;
+        transmitter batches send perturb(f(m)) with the perturbation drawn from
+        params.perturbation_generator(b), the receiver computes per-example
+        losses, `feedback` (a FeedbackLink) impairs them, and the transmitter
+        steps. The schedule runs over params.schedule_steps steps of each end,
+        or over each end's share of `batches` when that is 0.
+    generator: torch.Generator of the channel's draws (default: (seed, NOISE)).
 
-    lr_schedule: training.SCHEDULES, applied to each end over its own steps.
-    Returns the history {'batch', 'phase', 'loss', 'bler'}: receiver
-    batches' mean loss and block error rate, averaged over log_every batches
-    of that phase.
+    Returns the history {'batch', 'phase', 'loss', 'bler', 'lost_feedback'}:
+    receiver batches' mean loss and block error rate, averaged over log_every
+    batches of that phase.
     """
-    from .training import check_positive_int, lr_factor
-    for name, v in (("batches", batches), ("batch_size", batch_size), ("log_every", log_every)):
-        check_positive_int(name, v)
-    sigma2 = validate_sigma2(sigma2)
-    phase_of(0, rx_batches, tx_batches)
+    validate.integer("batches", batches, 1)
+    validate.integer("log_every", log_every, 1)
+    config = encoder.config
+    check_mode(channel, config.mode)
+    noise = NoiseLevel(ebn0_db, config.M, config.n)
     feedback = feedback or FeedbackLink()
-    lr_factor(lr_schedule, 0, 1)
-    opt_rx = torch.optim.Adam(decoder.parameters(), lr=lr_rx)
-    opt_tx = torch.optim.Adam(encoder.parameters(), lr=lr_tx)
-    n_rx = sum(phase_of(b, rx_batches, tx_batches) == RECEIVER for b in range(batches))
-    sched = {RECEIVER: torch.optim.lr_scheduler.LambdaLR(opt_rx, lambda s: lr_factor(lr_schedule, s, n_rx)),
-             TRANSMITTER: torch.optim.lr_scheduler.LambdaLR(
-                 opt_tx, lambda s: lr_factor(lr_schedule, s, batches - n_rx))}
-    gen = prng.torch_generator(seed, prng.NOISE, 3)
-    M, mode = encoder.config.M, encoder.config.mode
+    opt = {RECEIVER: torch.optim.Adam(decoder.parameters(), lr=params.lr),
+           TRANSMITTER: torch.optim.Adam(encoder.parameters(), lr=params.lr)}
+    n_rx = sum(params.phase(b) == RECEIVER for b in range(batches))
+    horizon = {RECEIVER: params.schedule_steps or n_rx, TRANSMITTER: params.schedule_steps or batches - n_rx}
+    sched = {phase: lr_scheduler(opt[phase], params.lr_schedule, max(1, horizon[phase])) for phase in opt}
+    gen = generator or prng.torch_generator(params.seed, prng.NOISE)
     history = {"batch": [], "phase": [], "loss": [], "bler": []}
     acc = {RECEIVER: [0.0, 0, 0, 0], TRANSMITTER: [0.0, 0, 0, 0]}  # loss sum, errors, examples, batches
-    try:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=batches, desc=desc, leave=False, disable=None) if progress else None
-    except ImportError:
-        bar = None
+    bar = progress.bar(batches, desc, progress_bar)
     encoder.train(), decoder.train()
     lost = 0
     for b in range(batches):
-        m = torch.from_numpy(prng.batch_messages(seed, b, batch_size, M))
-        phase = phase_of(b, rx_batches, tx_batches)
+        m = torch.from_numpy(params.messages(b, config.M))
+        phase = params.phase(b)
+        n0 = noise.sample(len(m), gen)
         if phase == RECEIVER:
             with torch.no_grad():
-                y = channel(encoder(m))
-            loss, errors = receiver_step(decoder, opt_rx, y, m)
+                y = through(channel, encoder(m), n0, gen)
+            loss, errors = receiver_step(decoder, opt[RECEIVER], y, m)
             a = acc[RECEIVER]
             a[0] += loss * len(m)
             a[1] += errors
         else:
             with torch.no_grad():
-                x_p, w = perturb(encoder(m), sigma2, mode, gen)
-                y = channel(x_p)
+                x_p, w = perturb(encoder(m), params.sigma2, config.mode, params.perturbation_generator(b))
+                y = through(channel, x_p, n0, gen)
             losses = per_example_losses(decoder, y, m)
             fed_back = feedback(losses.numpy(), b)
             if fed_back is None:
                 lost += 1
             else:
-                transmitter_step(encoder, opt_tx, m, w, torch.from_numpy(np.asarray(fed_back)), sigma2, baseline)
+                transmitter_step(encoder, opt[TRANSMITTER], m, w, torch.from_numpy(np.asarray(fed_back)),
+                                 params.sigma2, params.baseline)
             a = acc[TRANSMITTER]
             a[0] += float(losses.sum())
         sched[phase].step()
@@ -243,30 +311,9 @@ def train_model_free(encoder, decoder, channel, *, batches, batch_size=1000, rx_
             history["loss"].append(a[0] / a[2])
             history["bler"].append(a[1] / a[2] if phase == RECEIVER else None)
             acc[phase] = [0.0, 0, 0, 0]
-            if bar:
-                bar.set_postfix(phase=phase, loss=f"{history['loss'][-1]:.4f}")
-        if bar:
-            bar.update(1)
-    if bar:
-        bar.close()
+            bar.set_postfix(phase=phase, loss=f"{history['loss'][-1]:.4f}")
+        bar.update(1)
+    bar.close()
     encoder.eval(), decoder.eval()
     history["lost_feedback"] = lost
     return history
-
-
-class ChannelFunction(nn.Module):
-    """Wrap a NumPy channel complex [batch, n] -> complex [batch, n] as a torch channel.
-
-    Model-free training needs no gradient through the channel, so any
-    function works: a simulation, a recorded channel, a radio.
-    """
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        n = x.shape[1] // 2
-        z = x[:, :n].numpy() + 1j * x[:, n:].numpy()
-        y = np.asarray(self.fn(z))
-        return torch.from_numpy(np.concatenate([y.real, y.imag], axis=1).astype(np.float32))

@@ -1,0 +1,108 @@
+"""Batch framing: cut a received sample stream into training batches.
+
+Over a real channel samples are lost, frames arrive late or not at all, so
+a receiver must find each batch from what travels with the samples, never
+by counting from the start: a lost sample must cost one batch, not the run.
+
+mode 'tags' (the default): a batch starts at a sample carrying a
+    batch_index tag and takes the next batch_len samples.
+    - A tag that comes before the open batch is complete ends it: the
+      partial batch is dropped and counted (truncated). Lost samples cost
+      the batch they were in.
+    - Samples after a complete batch and before the next tag are discarded
+      and counted (unframed_samples): inserted or duplicated samples cost
+      nothing but themselves.
+    - A tag whose packet_len says another length than batch_len opens no
+      batch and is counted (bad_length): a transmitter with another
+      batch_size or n is misconfigured, and its batches are not trained on.
+mode 'count': batch b starts at sample b * batch_len from the start of
+    the stream and tags are ignored. Exact in simulation; over a channel
+    that loses one sample, every later batch is misframed.
+
+Pure NumPy; the model_free_rx block feeds it from its work().
+"""
+import numpy as np
+
+from . import validate
+
+MODES = ("tags", "count")
+
+
+class BatchFramer:
+    """Stateful framer: push() chunks of samples with their tags, get back whole batches.
+
+    batch_len: samples per batch (batch_size * n).
+    dtype: sample type of the batches returned.
+    """
+
+    def __init__(self, batch_len, mode="tags", dtype=np.complex64):
+        self.batch_len = validate.integer("batch_len", batch_len, 1)
+        self.mode = validate.choice("framing", mode, MODES)
+        self._buffer = np.empty(self.batch_len, dtype=dtype)
+        self._index = None   # batch index of the open batch, None when none is open
+        self._filled = 0
+        self.batches = self.truncated = self.unframed_samples = self.bad_length = 0
+
+    def push(self, samples, offset, tags=(), max_batches=None):
+        """Frame samples[0:k], whose first sample has absolute stream offset `offset`.
+
+        tags: iterable of (absolute offset, batch_index, packet_len or None),
+            the batch_index tags on these samples (ignored in 'count' mode).
+        max_batches: stop right after completing this many batches (the
+            caller's room for output), leaving the rest of the samples.
+        Returns (consumed, batches): how many samples were used, and a list
+        of (batch_index, complex [batch_len] array) of completed batches.
+        """
+        k = len(samples)
+        if self.mode == "count":
+            first = -(-offset // self.batch_len) * self.batch_len
+            tags = [(o, o // self.batch_len, None) for o in range(first, offset + k, self.batch_len)]
+        else:
+            tags = sorted((int(o), int(b), p) for o, b, p in tags if offset <= o < offset + k)
+        done, pos, t = [], 0, 0
+        while pos < k and (max_batches is None or len(done) < max_batches):
+            next_tag = tags[t][0] - offset if t < len(tags) else k
+            if self._index is None:
+                self.unframed_samples += next_tag - pos
+                pos = next_tag
+                if t < len(tags):
+                    self._open(*tags[t][1:])
+                    t += 1
+                continue
+            if next_tag == pos and self._filled:
+                self.truncated += 1  # a new batch begins before this one was complete
+                self._index = None
+                continue
+            if next_tag == pos:  # a second tag where the batch opened: the later one wins
+                self._open(*tags[t][1:])
+                t += 1
+                continue
+            take = min(self.batch_len - self._filled, next_tag - pos)
+            self._buffer[self._filled:self._filled + take] = samples[pos:pos + take]
+            self._filled += take
+            pos += take
+            if self._filled == self.batch_len:
+                done.append((self._index, self._buffer.copy()))
+                self.batches += 1
+                self._index = None
+        return pos, done
+
+    def _open(self, batch_index, packet_len):
+        self._index, self._filled = None, 0
+        if packet_len is not None and packet_len != self.batch_len:
+            self.bad_length += 1
+            return
+        self._index = batch_index
+
+    @property
+    def partial_samples(self):
+        """Samples of the open batch still waiting for the rest (0 when none is open)."""
+        return self._filled if self._index is not None else 0
+
+    def counters(self):
+        """batches framed, truncated_batches, unframed_samples, bad_length_tags, and
+        partial_batch_samples: what the open batch holds (at the end of a finite
+        stream, a batch whose tail never came)."""
+        return {"batches": self.batches, "truncated_batches": self.truncated,
+                "unframed_samples": self.unframed_samples, "bad_length_tags": self.bad_length,
+                "partial_batch_samples": self.partial_samples}
