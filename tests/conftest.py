@@ -18,10 +18,9 @@ def tiny_link(tmp_path_factory):
     """Trained M=16, n=7 complex link (BLER about 3e-2 at Eb/N0 = 3 dB), saved."""
     cfg = config.LinkConfig(M=16, n=7, mode="complex")
     enc, dec = models.build(cfg, seed=1)
-    training.train_model_aware(enc, dec, channels.AWGN((2.0, 8.0), 16, 7, "complex"),
-                               steps=1500, batch_size=1000, lr=1e-2, seed=1)
+    training.train_model_aware(enc, dec, channels.AWGN(), (2.0, 8.0), steps=1500, batch_size=1000, lr=1e-2, seed=1)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    checkpoint.save(path, cfg, enc, dec)
+    checkpoint.save_link(path, cfg, enc, dec)
     return Link(cfg, enc, dec, str(path))
 
 
@@ -32,7 +31,7 @@ def other_link(tmp_path_factory):
     enc, dec = models.build(cfg, seed=2)
     enc.eval(), dec.eval()
     path = tmp_path_factory.mktemp("ckpt") / "other.safetensors"
-    checkpoint.save(path, cfg, enc, dec)
+    checkpoint.save_link(path, cfg, enc, dec)
     return Link(cfg, enc, dec, str(path))
 
 
@@ -73,22 +72,6 @@ def record_logs():
     return attach
 
 
-def wait_until(predicate, timeout=20.0, interval=0.01):
-    """Poll predicate() until true; False if timeout seconds pass first."""
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-@pytest.fixture
-def poll():
-    return wait_until
-
-
 def u8vector(data):
     """bytes -> PMT u8vector (the weights-port payload)."""
     import numpy as np
@@ -117,12 +100,37 @@ def bad_checkpoints(tmp_path_factory, tiny_link):
     out["pickle"] = (d / "pickle.pt", "pickled")
     for name, cfg in (("other_M", config.LinkConfig(M=4, n=7)), ("other_n", config.LinkConfig(M=16, n=4))):
         enc, dec = models.build(cfg, seed=0)
-        checkpoint.save(d / f"{name}.safetensors", cfg, enc, dec)
+        checkpoint.save_link(d / f"{name}.safetensors", cfg, enc, dec)
     out["other_M"] = (d / "other_M.safetensors", "M=4")
     out["other_n"] = (d / "other_n.safetensors", "n=4")
     cfg = tiny_link.config
-    checkpoint.save(d / "decoder_only.safetensors", cfg, None, tiny_link.decoder)
-    checkpoint.save(d / "encoder_only.safetensors", cfg, tiny_link.encoder, None)
-    out["decoder_only"] = (d / "decoder_only.safetensors", "missing tensors")
-    out["encoder_only"] = (d / "encoder_only.safetensors", "missing tensors")
+    checkpoint.save(d / "receiver.safetensors", "receiver", cfg, {"decoder": tiny_link.decoder})
+    checkpoint.save(d / "transmitter.safetensors", "transmitter", cfg, {"encoder": tiny_link.encoder})
+    out["receiver_file"] = (d / "receiver.safetensors", "is a receiver checkpoint; expected autoencoder or transmitter")
+    out["transmitter_file"] = (d / "transmitter.safetensors",
+                               "is a transmitter checkpoint; expected autoencoder or receiver")
+    # A link whose encoder is sound but whose decoder is damaged, and the reverse: every
+    # block refuses the file, whatever part it needs.
+    from safetensors.torch import load as st_load, save as st_save
+    for broken in ("encoder", "decoder"):
+        tensors = st_load(good)
+        name = f"{broken}.net.0.weight"
+        tensors[name][0, 0] = float("nan")
+        meta = checkpoint.read_metadata(tiny_link.path)
+        (d / f"damaged_{broken}.safetensors").write_bytes(st_save(tensors, metadata=meta))
+        out[f"damaged_{broken}"] = (d / f"damaged_{broken}.safetensors", f"{name} holds NaN")
     return {k: (str(p), rx) for k, (p, rx) in out.items()}
+
+
+def pmt_dict_types(msg):
+    """{key: 'long' | 'double' | 'bool' | 'symbol' | other} of a PMT dict's values."""
+    import pmt
+    items = pmt.dict_items(msg)
+    out = {}
+    for i in range(pmt.length(items)):
+        kv = pmt.nth(i, items)
+        v = pmt.cdr(kv)
+        out[pmt.symbol_to_string(pmt.car(kv))] = next(
+            (name for name in ("bool", "integer", "real", "symbol") if getattr(pmt, "is_" + name)(v)), "other"
+        ).replace("integer", "long").replace("real", "double")
+    return out

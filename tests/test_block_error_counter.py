@@ -6,6 +6,8 @@ import pmt
 import pytest
 from gnuradio import blocks, e2e, gr
 
+from conftest import pmt_dict_types
+
 
 def sequences(count, error_rate, seed, k=4):
     rng = np.random.default_rng(seed)
@@ -20,9 +22,10 @@ def popcount(x):
     return sum(bin(int(v)).count("1") for v in x)
 
 
-def run_counter(sent, decided, **kwargs):
+def run_counter(sent, decided, counter=None, raw=False, **kwargs):
+    """sent, decided -> counter -> running BLER; (counter, running BLER, metrics dicts or raw PMTs)."""
     tb = gr.top_block()
-    counter = e2e.block_error_counter(**kwargs)
+    counter = counter or e2e.block_error_counter(**kwargs)
     snk = blocks.vector_sink_f()
     dbg = blocks.message_debug()
     tb.connect(blocks.vector_source_b(sent.tolist()), (counter, 0))
@@ -30,7 +33,8 @@ def run_counter(sent, decided, **kwargs):
     tb.connect(counter, snk)
     tb.msg_connect((counter, "metrics"), (dbg, "store"))
     tb.run()
-    return counter, np.array(snk.data()), [pmt.to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    messages = [dbg.get_message(i) for i in range(dbg.num_messages())]
+    return counter, np.array(snk.data()), messages if raw else [pmt.to_python(m) for m in messages]
 
 
 @pytest.mark.timeout(60)
@@ -74,7 +78,16 @@ def test_metrics_published_every_report_every_messages():
     assert reports == []
 
 
+def test_metrics_use_the_pmt_types_of_every_metrics_port():
+    """long for counts, double for rates: the same dict format as the training blocks' metrics."""
+    sent, decided = sequences(200, 0.1, seed=5)
+    _, _, (msg, *_) = run_counter(sent, decided, raw=True, bits_per_message=4, report_every=100)
+    assert pmt_dict_types(msg) == {"blocks": "long", "errors": "long", "bit_errors": "long", "bler": "double",
+                                   "ber": "double"}
+
+
 def test_result_does_not_depend_on_how_buffers_are_cut():
+    """work() called directly: the point is to choose the cuts, which a scheduler would choose itself."""
     sent, decided = sequences(3000, 0.1, seed=3)
     whole = e2e.block_error_counter(bits_per_message=4)
     out_whole = np.empty(len(sent), dtype=np.float32)
@@ -96,9 +109,8 @@ def test_reset():
     counter.reset()
     assert (counter.blocks(), counter.errors(), counter.bit_errors(), counter.bits()) == (0, 0, 0, 0)
     assert math.isnan(counter.bler()) and math.isnan(counter.ber())
-    out = np.empty(2, dtype=np.float32)
-    counter.work([np.array([1, 2], np.uint8), np.array([1, 3], np.uint8)], [out])
-    np.testing.assert_array_equal(out, [0.0, 0.5])
+    _, out, _ = run_counter(np.array([1, 2], np.uint8), np.array([1, 3], np.uint8), counter=counter)
+    np.testing.assert_array_equal(out, [0.0, 0.5])  # counted from zero again
 
 
 @pytest.mark.parametrize("kwargs, name", [

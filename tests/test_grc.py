@@ -3,7 +3,6 @@ import logging
 import os
 import pathlib
 import subprocess
-import sys
 
 import pytest
 from gnuradio import gr
@@ -11,7 +10,8 @@ from gnuradio import gr
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BLOCK_FILES = sorted((ROOT / "grc").glob("*.block.yml"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.grc"))
-OUR_IDS = {"e2e_nn_encoder", "e2e_nn_decoder", "e2e_block_error_counter", "e2e_training_source"}
+OUR_IDS = {"e2e_nn_encoder", "e2e_nn_decoder", "e2e_block_error_counter", "e2e_training_source",
+           "e2e_model_free_tx", "e2e_model_free_rx"}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,16 @@ def errors_of(fg, block):
     ("e2e_block_error_counter", "report_every", ["0", "1000"], ["-1"]),
     ("e2e_training_source", "batch_size", ["1", "500"], ["0", "-5"]),
     ("e2e_training_source", "num_batches", ["0", "10"], ["-1"]),
+    ("e2e_model_free_tx", "sigma2", ["0.02", "0.5"], ["0", "1", "-0.1"]),
+    ("e2e_model_free_tx", "lr", ["0.001"], ["0", "-1"]),
+    ("e2e_model_free_tx", "tx_batches", ["0", "10"], ["-1"]),
+    ("e2e_model_free_tx", "publish_every", ["0", "5"], ["-1"]),
+    ("e2e_model_free_tx", "schedule_steps", ["0", "100"], ["-1"]),
+    ("e2e_model_free_rx", "feedback_bits", ["0", "8", "24"], ["-1", "25"]),
+    ("e2e_model_free_rx", "feedback_loss_prob", ["0", "0.3", "1"], ["-0.1", "1.5"]),
+    ("e2e_model_free_rx", "metrics_every", ["0", "10"], ["-1"]),
+    ("e2e_model_free_rx", "batch_size", ["1", "500"], ["0"]),
+    ("e2e_model_free_rx", "M", ["2", "256"], ["1", "257"]),
 ])
 def test_parameter_asserts(flow_graph, block_id, param, good, bad):
     block = flow_graph.new_block(block_id)
@@ -98,16 +108,10 @@ def test_templates_and_ports(flow_graph):
     dec.params["checkpoint"].set_value("'link.safetensors'")
     cnt = flow_graph.new_block("e2e_block_error_counter")
     flow_graph.rewrite()
-    assert enc.templates.render("make") == (
-        "e2e.nn_encoder('link.safetensors', 16, 7, training=False, batch_size=1000, seed=0, sigma2=0.02, "
-        "lr=0.001, rx_batches=10, tx_batches=10, baseline='none', blocking=False, publish_every=0, "
-        "checkpoint_out='', save_every=0, lr_schedule='constant', schedule_steps=0)")
+    assert enc.templates.render("make") == "e2e.nn_encoder('link.safetensors', 16, 7)"
     assert enc.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
     assert dec.templates.render("make") == (
-        "e2e.nn_decoder('link.safetensors', 16, 7, probabilities=False, torch_threads=1, batch_messages=1, "
-        "training=False, batch_size=1000, seed=0, lr=0.001, rx_batches=10, tx_batches=10, blocking=False, "
-        "feedback_snr_db=None, feedback_bits=0, feedback_loss_prob=0.0, checkpoint_out='', save_every=0, "
-        "metrics_every=0, lr_schedule='constant', schedule_steps=0)")
+        "e2e.nn_decoder('link.safetensors', 16, 7, probabilities=False, torch_threads=1, batch_messages=1)")
     assert dec.templates.render("callbacks") == ["set_checkpoint('link.safetensors')"]
     assert cnt.templates.render("make") == "e2e.block_error_counter(bits_per_message=0, report_every=0)"
     for block in (enc, dec):
@@ -124,6 +128,58 @@ def test_templates_and_ports(flow_graph):
     assert not prob.hidden and not prob.optional and (prob.dtype, prob.vlen) == ("float", 32)
 
 
+def test_training_blocks_templates_and_ports(flow_graph):
+    tx = flow_graph.new_block("e2e_model_free_tx")
+    rx = flow_graph.new_block("e2e_model_free_rx")
+    for block in (tx, rx):
+        block.params["checkpoint"].set_value("'start.safetensors'")
+    flow_graph.rewrite()
+    assert tx.templates.render("make") == (
+        "e2e.model_free_tx('start.safetensors', 16, 7, batch_size=1000, seed=0, rx_batches=10, tx_batches=10, "
+        "sigma2=0.02, lr=0.001, baseline='none', lr_schedule='constant', schedule_steps=0, blocking=False, "
+        "publish_every=0, checkpoint_out='', save_every=0, metrics_every=0)")
+    assert rx.templates.render("make") == (
+        "e2e.model_free_rx('start.safetensors', 16, 7, batch_size=1000, seed=0, rx_batches=10, tx_batches=10, "
+        "lr=0.001, lr_schedule='constant', schedule_steps=0, framing='tags', blocking=False, feedback_snr_db=None, "
+        "feedback_bits=0, feedback_loss_prob=0.0, publish_every=0, checkpoint_out='', save_every=0, "
+        "metrics_every=0)")
+    ports = lambda ps: [(p.key, p.domain) for p in ps]  # noqa: E731
+    assert ports(tx.sinks) == [("0", "stream"), ("loss", "message")]
+    assert ports(tx.sources) == [("0", "stream"), ("weights", "message"), ("metrics", "message")]
+    assert ports(rx.sinks) == [("0", "stream")]
+    assert ports(rx.sources) == [("0", "stream"), ("loss", "message"), ("weights", "message"),
+                                 ("metrics", "message")]
+    # A decaying schedule needs a horizon in a live flowgraph.
+    tx.params["lr_schedule"].set_value("'cosine'")
+    assert errors_of(flow_graph, tx)
+    tx.params["schedule_steps"].set_value("5000")
+    assert errors_of(flow_graph, tx) == []
+
+
+@pytest.mark.parametrize("path", BLOCK_FILES, ids=[p.name for p in BLOCK_FILES])
+def test_grc_defaults_are_the_blocks_defaults(path):
+    """Every parameter GRC passes by keyword defaults to what the Python block does: no drift."""
+    import ast
+    import inspect
+    import yaml
+    from gnuradio import e2e
+    spec = yaml.safe_load(path.read_text())
+    block = getattr(e2e, spec["id"][len("e2e_"):])
+    signature = inspect.signature(block.__init__).parameters
+    checked = 0
+    for param in spec["parameters"]:
+        python = signature.get(param["id"])
+        if python is None or python.default is inspect.Parameter.empty:
+            continue
+        text = str(param["default"])
+        # GRC quotes file and string parameters itself; the others are Python expressions.
+        value = text if param.get("dtype") in ("file_open", "file_save", "string") else ast.literal_eval(text)
+        assert value == python.default, (spec["id"], param["id"], value, python.default)
+        checked += 1
+    assert checked == sum(p.default is not inspect.Parameter.empty for p in signature.values())
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("grc", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_compiles(grc, tmp_path):
@@ -142,44 +198,3 @@ def test_there_are_examples():
     readme = (ROOT / "examples" / "README.md").read_text()
     for name in names:
         assert name in readme, f"examples/README.md does not index {name}"
-
-
-@pytest.mark.parametrize("block_id, param, good, bad", [
-    ("e2e_nn_encoder", "sigma2", ["0.02", "0.5"], ["0", "1", "-0.1"]),
-    ("e2e_nn_encoder", "lr", ["0.001"], ["0", "-1"]),
-    ("e2e_nn_encoder", "tx_batches", ["0", "10"], ["-1"]),
-    ("e2e_nn_encoder", "publish_every", ["0", "5"], ["-1"]),
-    ("e2e_nn_decoder", "feedback_bits", ["0", "8", "24"], ["-1", "25"]),
-    ("e2e_nn_decoder", "feedback_loss_prob", ["0", "0.3", "1"], ["-0.1", "1.5"]),
-    ("e2e_nn_decoder", "metrics_every", ["0", "10"], ["-1"]),
-    ("e2e_nn_decoder", "batch_size", ["1", "500"], ["0"]),
-])
-def test_training_parameter_asserts_apply_only_in_training(flow_graph, block_id, param, good, bad):
-    block = flow_graph.new_block(block_id)
-    block.params["training"].set_value("True")
-    for value in good:
-        block.params[param].set_value(value)
-        assert errors_of(flow_graph, block) == [], (param, value)
-    for value in bad:
-        block.params[param].set_value(value)
-        assert errors_of(flow_graph, block), f"{param}={value} was accepted"
-    block.params["training"].set_value("False")  # inference ignores the training parameters
-    assert errors_of(flow_graph, block) == []
-
-
-def test_training_ports_and_parameters_show_only_in_training(flow_graph):
-    enc = flow_graph.new_block("e2e_nn_encoder")
-    dec = flow_graph.new_block("e2e_nn_decoder")
-    flow_graph.rewrite()
-    assert [p.key for p in enc.sinks if not p.hidden] == ["0", "weights"]
-    assert [p.key for p in enc.sources if not p.hidden] == ["0"]
-    assert [p.key for p in dec.sources if not p.hidden] == ["0"]
-    assert enc.params["sigma2"].hide == "all" and dec.params["feedback_bits"].hide == "all"
-    for block in (enc, dec):
-        block.params["training"].set_value("True")
-    flow_graph.rewrite()
-    assert [p.key for p in enc.sinks if not p.hidden] == ["0", "weights", "loss"]
-    assert [(p.key, p.domain) for p in enc.sources if not p.hidden] == [("0", "stream"), ("weights", "message")]
-    assert [p.key for p in dec.sources if not p.hidden] == ["0", "loss", "metrics"]
-    assert enc.params["sigma2"].hide == "none" and dec.params["feedback_bits"].hide == "none"
-    assert "training=True" in enc.templates.render("make") and "training=True" in dec.templates.render("make")

@@ -1,10 +1,16 @@
-"""nn_decoder: batched decisions, probabilities, weights port, construction checks."""
+"""nn_decoder: batched decisions, probabilities, weights port, construction checks.
+
+Every test drives the block through a running flowgraph and its ports;
+messages reach it mid-stream by flowgraph_helpers.post_at, so the runs end
+by themselves and nothing polls a clock.
+"""
 import numpy as np
 import pmt
 import pytest
 import torch
 from gnuradio import blocks, e2e, gr
 
+from flowgraph_helpers import post_at
 from gnuradio.e2e.core import channels, checkpoint, config, learned, models, snr
 
 M, N = 16, 7
@@ -16,10 +22,10 @@ AMBIGUOUS_GAP = 1e-4
 
 def noisy_symbols(link, count, ebn0_db, seed):
     """(messages int64 [count], received complex64 [count, n]) over AWGN."""
-    rng = np.random.default_rng(seed)
-    msgs = rng.integers(0, M, count)
-    y = channels.awgn_np(link.encoder.symbol_table()[msgs], snr.n0_from_ebn0_db(ebn0_db, M, N), "complex", rng)
-    return msgs, y.astype(np.complex64)
+    msgs = np.random.default_rng(seed).integers(0, M, count)
+    x = torch.from_numpy(link.encoder.symbol_table()[msgs])
+    y = channels.AWGN()(x, snr.n0_from_ebn0_db(ebn0_db, M, N), torch.Generator().manual_seed(seed))
+    return msgs, y.numpy()
 
 
 def reference(decoder, y):
@@ -27,7 +33,7 @@ def reference(decoder, y):
     with torch.inference_mode():
         logits = decoder(torch.from_numpy(models.complex_to_real(y)))
     top2 = torch.topk(logits, 2, dim=1).values
-    return logits.argmax(dim=1).numpy(), (top2[:, 0] - top2[:, 1]).numpy() > AMBIGUOUS_GAP
+    return models.decide(logits).numpy(), (top2[:, 0] - top2[:, 1]).numpy() > AMBIGUOUS_GAP
 
 
 def run_decoder(path, y, probabilities=False, batch_messages=1):
@@ -78,37 +84,28 @@ def test_probabilities_output(tiny_link):
     assert probs.max(axis=1).min() < 0.9 < np.median(probs.max(axis=1))
 
 
-def run_until_done(dec, y, post, poll, done):
-    """Throttled repeating y -> dec -> sink; post() while it runs; decisions int64."""
+def run_with_message(dec, y, repeats, messages, at_message):
+    """y repeated `repeats` times -> dec -> post_at(messages to dec's weights port) -> sink; decisions int64."""
     tb = gr.top_block()
-    src = blocks.vector_source_c(y.reshape(-1).tolist(), True)
-    thr = blocks.throttle(gr.sizeof_gr_complex, 50_000 * N)
+    poster = post_at(np.uint8, at_message, dec, "weights", messages)
     snk = blocks.vector_sink_b()
-    tb.connect(src, thr, dec, snk)
-    tb.start()
-    try:
-        assert poll(lambda: len(snk.data()) >= 2 * len(y))
-        post()
-        assert poll(done), "the weights message was not handled"
-        grown = len(snk.data()) + 8 * len(y)
-        assert poll(lambda: len(snk.data()) >= grown), "the flowgraph stopped producing"
-    finally:
-        tb.stop()
-        tb.wait()
+    tb.connect(blocks.vector_source_c(np.tile(y.reshape(-1), repeats).tolist()), dec, poster, snk)
+    tb.run()
+    assert poster.posted
     return np.array(snk.data(), dtype=np.int64)
 
 
 @pytest.mark.timeout(60)
-def test_weights_hot_swap_while_running(tiny_link, other_link, poll, as_u8vector, record_logs):
+def test_weights_hot_swap_while_running(tiny_link, other_link, as_u8vector, record_logs):
     _, y = noisy_symbols(tiny_link, 256, 8.0, seed=3)
     old, old_clear = reference(tiny_link.decoder, y)
     new, new_clear = reference(other_link.decoder, y)
     dec = e2e.nn_decoder(tiny_link.path, M, N)
     log = record_logs(dec)
-    # As a PDU this time: (metadata . u8vector).
-    pdu = pmt.cons(pmt.make_dict(), as_u8vector(checkpoint.to_bytes(other_link.config, None, other_link.decoder)))
-    out = run_until_done(dec, y, lambda: dec._post(pmt.intern("weights"), pdu), poll,
-                         lambda: len(log.of("info")) >= 1)
+    # A receiver file (what model_free_rx publishes), as a PDU this time: (metadata . u8vector).
+    pdu = pmt.cons(pmt.make_dict(), as_u8vector(checkpoint.to_bytes("receiver", other_link.config,
+                                                                      {"decoder": other_link.decoder})))
+    out = run_with_message(dec, y, 400, [pdu], at_message=20 * 256)
     idx = np.arange(len(out)) % len(y)
     informative = (old != new)[idx] & old_clear[idx] & new_clear[idx]
     assert informative.mean() > 0.5  # the two decoders really differ
@@ -116,18 +113,24 @@ def test_weights_hot_swap_while_running(tiny_link, other_link, poll, as_u8vector
     assert np.all(is_old | is_new), "every decision comes from one of the two decoders"
     switch = np.argmax(is_new)
     assert switch > 0 and np.all(is_old[:switch]) and np.all(is_new[switch:])
-    assert log.of("error") == []
+    assert np.nonzero(informative)[0][switch] > 20 * 256  # not before the message was sent
+    assert log.of("error") == [] and len(log.of("info")) == 1
 
 
 @pytest.mark.timeout(60)
-def test_malformed_weights_are_logged_and_dropped(tiny_link, poll, record_logs, as_u8vector):
+def test_malformed_weights_are_logged_and_dropped(tiny_link, record_logs, as_u8vector):
     _, y = noisy_symbols(tiny_link, 256, 8.0, seed=4)
     old, clear = reference(tiny_link.decoder, y)
     dec = e2e.nn_decoder(tiny_link.path, M, N)
     log = record_logs(dec)
-    good = checkpoint.to_bytes(tiny_link.config, tiny_link.encoder, tiny_link.decoder)
+    good = checkpoint.to_bytes("autoencoder", tiny_link.config,
+                               {"encoder": tiny_link.encoder, "decoder": tiny_link.decoder})
     cfg4 = config.LinkConfig(M=4, n=7)
     cfg_n = config.LinkConfig(M=16, n=3)
+
+    def link_of(cfg):
+        enc, dec_ = models.build(cfg, seed=0)
+        return checkpoint.to_bytes("autoencoder", cfg, {"encoder": enc, "decoder": dec_})
     rng = np.random.default_rng(0)
     bad = [
         (pmt.intern("weights"), "got a symbol"),
@@ -136,17 +139,14 @@ def test_malformed_weights_are_logged_and_dropped(tiny_link, poll, record_logs, 
         (pmt.cons(pmt.make_dict(), pmt.intern("x")), "got a pair whose cdr is a symbol"),
         (as_u8vector(rng.integers(0, 256, 10000, dtype=np.uint8).tobytes()), "safetensors"),
         (as_u8vector(good[:100]), "truncated"),
-        (as_u8vector(checkpoint.to_bytes(cfg4, *models.build(cfg4, seed=0))), "M=4"),
-        (as_u8vector(checkpoint.to_bytes(cfg_n, *models.build(cfg_n, seed=0))), "n=3"),
-        (as_u8vector(checkpoint.to_bytes(tiny_link.config, tiny_link.encoder, None)), "missing tensors"),
+        (as_u8vector(link_of(cfg4)), "M=4"),
+        (as_u8vector(link_of(cfg_n)), "n=3"),
+        (as_u8vector(checkpoint.to_bytes("transmitter", tiny_link.config, {"encoder": tiny_link.encoder})),
+         "is a transmitter checkpoint"),
     ]
-
-    def post():
-        for msg, _ in bad:
-            dec._post(pmt.intern("weights"), msg)
-
-    out = run_until_done(dec, y, post, poll, lambda: len(log.of("error")) >= len(bad))
+    out = run_with_message(dec, y, 100, [m for m, _ in bad], at_message=10 * 256)
     idx = np.arange(len(out)) % len(y)
+    assert len(out) == 100 * 256  # the flowgraph ran on to the end
     np.testing.assert_array_equal(out[clear[idx]], old[idx][clear[idx]])
     errors = log.of("error")
     assert len(errors) == len(bad)
@@ -160,9 +160,11 @@ def test_set_checkpoint(tiny_link, other_link, bad_checkpoints, record_logs):
     log = record_logs(dec)
 
     def decide():
-        out = np.empty(len(y), dtype=np.uint8)
-        assert dec.work([y.reshape(-1)], [out]) == len(y)
-        return out.astype(np.int64)
+        tb = gr.top_block()
+        snk = blocks.vector_sink_b()
+        tb.connect(blocks.vector_source_c(y.reshape(-1).tolist()), dec, snk)
+        tb.run()
+        return np.array(snk.data(), dtype=np.int64)
 
     assert dec.set_checkpoint(other_link.path) is True
     new, clear = reference(other_link.decoder, y)
@@ -174,7 +176,7 @@ def test_set_checkpoint(tiny_link, other_link, bad_checkpoints, record_logs):
 
 
 @pytest.mark.parametrize("case", ["missing", "directory", "truncated", "not_safetensors", "pickle",
-                                  "other_M", "other_n", "encoder_only"])
+                                  "other_M", "other_n", "transmitter_file", "damaged_encoder", "damaged_decoder"])
 def test_construction_refuses_bad_checkpoint(bad_checkpoints, case):
     path, reason = bad_checkpoints[case]
     with pytest.raises(checkpoint.CheckpointError, match=reason) as err:
@@ -187,10 +189,20 @@ def test_construction_refuses_bad_checkpoint(bad_checkpoints, case):
     (dict(M=16, n=0), "n"), (dict(M=16, n=7.0), "n"),
     (dict(M=16, n=7, torch_threads=-1), "torch_threads"), (dict(M=16, n=7, torch_threads=1.5), "torch_threads"),
     (dict(M=16, n=7, batch_messages=0), "batch_messages"), (dict(M=16, n=7, batch_messages=2.0), "batch_messages"),
+    (dict(M=16, n=7, probabilities=1), "probabilities"),
 ])
 def test_bad_parameters_name_the_parameter(tiny_link, kwargs, name):
-    with pytest.raises(ValueError, match=rf"^{name} must be an integer"):
+    with pytest.raises(ValueError, match=rf"^{name} must be "):
         e2e.nn_decoder(tiny_link.path, **kwargs)
+
+
+def test_inference_blocks_take_no_training_parameters(tiny_link):
+    import inspect
+    assert list(inspect.signature(e2e.nn_encoder.__init__).parameters) == ["self", "checkpoint", "M", "n"]
+    assert list(inspect.signature(e2e.nn_decoder.__init__).parameters) == [
+        "self", "checkpoint", "M", "n", "probabilities", "torch_threads", "batch_messages"]
+    with pytest.raises(TypeError):
+        e2e.nn_decoder(tiny_link.path, M, N, training=True)
 
 
 def test_torch_threads(tiny_link):

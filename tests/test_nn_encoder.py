@@ -1,12 +1,22 @@
-"""nn_encoder: symbol-table lookup, bad input, weights port, construction checks."""
+"""nn_encoder: symbol-table lookup, bad input, weights port, construction checks.
+
+Every test drives the block through a running flowgraph and its ports;
+messages reach it mid-stream by flowgraph_helpers.post_at, so the runs end
+by themselves and nothing polls a clock.
+"""
 import numpy as np
 import pmt
 import pytest
 from gnuradio import blocks, e2e, gr
 
+from flowgraph_helpers import post_at
 from gnuradio.e2e.core import checkpoint, config, models
 
 M, N = 16, 7
+
+
+def link_bytes(cfg, enc, dec):
+    return checkpoint.to_bytes("autoencoder", cfg, {"encoder": enc, "decoder": dec})
 
 
 def run_encoder(path, msgs):
@@ -43,69 +53,58 @@ def test_out_of_range_messages_send_zeros_and_are_counted(tiny_link):
     assert enc.out_of_range() == int(bad.sum()) == 4
 
 
+@pytest.mark.timeout(60)
 def test_one_warning_per_burst_of_bad_input(tiny_link, record_logs):
+    """Two bursts of bad input, far apart: two warnings, not one per item.
+
+    A burst ends at the first work() call without bad input; 200 000 clean
+    messages between the bursts span many calls, whatever the buffer sizes.
+    """
+    clean = np.arange(200_000) % M
+    msgs = np.concatenate([clean, np.full(1000, 20), [1, 30, 40], clean, [99], clean]).astype(np.uint8)
+    tb = gr.top_block()
     enc = e2e.nn_encoder(tiny_link.path, M, N)
     log = record_logs(enc)
-
-    def work(msgs):
-        msgs = np.asarray(msgs, dtype=np.uint8)
-        out = np.empty(len(msgs) * N, dtype=np.complex64)
-        assert enc.work([msgs], [out]) == len(out)
-        return out
-
-    work([1, 2, 3])
-    assert log.of("warn") == []
-    work([20] * 1000)                # a burst starts: one warning, not 1000
-    work([1, 30, 40])                # still bad: same burst
-    assert len(log.of("warn")) == 1
-    work([4, 5])                     # clean call ends the burst
-    work([99])                       # a new burst
-    assert len(log.of("warn")) == 2
+    tb.connect(blocks.vector_source_b(msgs.tolist()), enc, blocks.null_sink(gr.sizeof_gr_complex))
+    tb.run()
     assert enc.out_of_range() == 1003
-    assert "M=16" in log.of("warn")[0]
+    warnings = log.of("warn")
+    assert len(warnings) == 2, warnings
+    assert "M=16" in warnings[0]
 
 
-def run_until_swapped(enc, post, poll, done):
-    """Throttled repeating 0..M-1 source -> enc -> sink; post() while it runs."""
+def run_with_message(enc, msgs, messages, at_message):
+    """vector_source(msgs) -> enc -> post_at(messages to enc's weights port after at_message) -> sink."""
     tb = gr.top_block()
-    src = blocks.vector_source_b(list(range(M)), True)
-    thr = blocks.throttle(gr.sizeof_char, 50_000)
+    poster = post_at(np.complex64, at_message * N, enc, "weights", messages)
     snk = blocks.vector_sink_c()
-    tb.connect(src, thr, enc, snk)
-    tb.start()
-    try:
-        assert poll(lambda: len(snk.data()) >= 200 * N)
-        post()
-        assert poll(done), "the weights message was not handled"
-        grown = len(snk.data()) + 2000 * N
-        assert poll(lambda: len(snk.data()) >= grown), "the flowgraph stopped producing"
-    finally:
-        tb.stop()
-        tb.wait()
-    rows = np.array(snk.data(), dtype=np.complex64)
-    rows = rows[: len(rows) // N * N].reshape(-1, N)
-    return rows, np.arange(len(rows)) % M
+    tb.connect(blocks.vector_source_b([int(m) for m in msgs]), enc, poster, snk)
+    tb.run()
+    assert poster.posted
+    return np.array(snk.data(), dtype=np.complex64).reshape(-1, N)
 
 
 @pytest.mark.timeout(60)
-def test_weights_hot_swap_while_running(tiny_link, other_link, poll, as_u8vector):
+def test_weights_hot_swap_while_running(tiny_link, other_link, as_u8vector):
     enc = e2e.nn_encoder(tiny_link.path, M, N)
     old, new = tiny_link.encoder.symbol_table(), other_link.encoder.symbol_table()
-    msg = as_u8vector(checkpoint.to_bytes(other_link.config, other_link.encoder))
-    rows, m = run_until_swapped(enc, lambda: enc._post(pmt.intern("weights"), msg), poll,
-                                lambda: np.array_equal(enc.symbol_table(), new))
-    is_old = np.all(rows == old[m], axis=1)
-    is_new = np.all(rows == new[m], axis=1)
+    msgs = np.arange(400_000) % M
+    # A transmitter file (what model_free_tx publishes) is accepted as well as a link.
+    msg = as_u8vector(checkpoint.to_bytes("transmitter", other_link.config, {"encoder": other_link.encoder}))
+    rows = run_with_message(enc, msgs, [msg], at_message=50_000)
+    is_old = np.all(rows == old[msgs], axis=1)
+    is_new = np.all(rows == new[msgs], axis=1)
     assert np.all(is_old ^ is_new), "every message uses exactly one of the two tables"
     switch = np.argmax(is_new)
-    assert switch > 0 and np.all(is_old[:switch]) and np.all(is_new[switch:])
+    assert 50_000 < switch < len(msgs) and np.all(is_old[:switch]) and np.all(is_new[switch:])
+    np.testing.assert_array_equal(enc.symbol_table(), new)
 
 
 @pytest.mark.timeout(60)
-def test_malformed_weights_are_logged_and_dropped(tiny_link, poll, record_logs, as_u8vector):
+def test_malformed_weights_are_logged_and_dropped(tiny_link, record_logs, as_u8vector):
     enc = e2e.nn_encoder(tiny_link.path, M, N)
     log = record_logs(enc)
-    good = checkpoint.to_bytes(tiny_link.config, tiny_link.encoder, tiny_link.decoder)
+    good = link_bytes(tiny_link.config, tiny_link.encoder, tiny_link.decoder)
     cfg4 = config.LinkConfig(M=4, n=7)
     cfg_real = config.LinkConfig(M=16, n=7, mode="real")
     rng = np.random.default_rng(0)
@@ -115,17 +114,14 @@ def test_malformed_weights_are_logged_and_dropped(tiny_link, poll, record_logs, 
         (pmt.cons(pmt.make_dict(), pmt.init_f32vector(1, [0.0])), "got a pair whose cdr is a f32vector"),
         (as_u8vector(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()), "safetensors"),
         (as_u8vector(good[: len(good) // 2]), "truncated"),
-        (as_u8vector(checkpoint.to_bytes(cfg4, *models.build(cfg4, seed=0))), "M=4"),
-        (as_u8vector(checkpoint.to_bytes(cfg_real, *models.build(cfg_real, seed=0))), "mode='real'"),
-        (as_u8vector(checkpoint.to_bytes(tiny_link.config, None, tiny_link.decoder)), "missing tensors"),
+        (as_u8vector(link_bytes(cfg4, *models.build(cfg4, seed=0))), "M=4"),
+        (as_u8vector(link_bytes(cfg_real, *models.build(cfg_real, seed=0))), "mode='real'"),
+        (as_u8vector(checkpoint.to_bytes("receiver", tiny_link.config, {"decoder": tiny_link.decoder})),
+         "is a receiver checkpoint"),
     ]
-
-    def post():
-        for msg, _ in bad:
-            enc._post(pmt.intern("weights"), msg)
-
-    rows, m = run_until_swapped(enc, post, poll, lambda: len(log.of("error")) >= len(bad))
-    np.testing.assert_array_equal(rows, tiny_link.encoder.symbol_table()[m])
+    msgs = np.arange(100_000) % M
+    rows = run_with_message(enc, msgs, [m for m, _ in bad], at_message=10_000)
+    np.testing.assert_array_equal(rows, tiny_link.encoder.symbol_table()[msgs])  # the flowgraph ran on
     errors = log.of("error")
     assert len(errors) == len(bad)
     for text, (_, expected) in zip(errors, bad):
@@ -137,9 +133,12 @@ def test_weights_message_whose_header_length_starts_with_0x80(tiny_link, as_u8ve
     enc = e2e.nn_encoder(tiny_link.path, M, N)
     log = record_logs(enc)
     cfg8 = config.LinkConfig(M=8, n=7)
-    data = checkpoint.to_bytes(cfg8, *models.build(cfg8, seed=0))
+    data = link_bytes(cfg8, *models.build(cfg8, seed=0))
     assert data[0] == 0x80  # what once made core mistake it for a pickle
-    enc._on_weights(as_u8vector(data))
+    enc._post(pmt.intern("weights"), as_u8vector(data))  # queued: handled before the first work() call
+    tb = gr.top_block()
+    tb.connect(blocks.vector_source_b(list(range(M))), enc, blocks.null_sink(gr.sizeof_gr_complex))
+    tb.run()
     assert "M=8" in log.of("error")[0]
 
 
@@ -155,7 +154,7 @@ def test_set_checkpoint(tiny_link, other_link, bad_checkpoints, record_logs):
 
 
 @pytest.mark.parametrize("case", ["missing", "directory", "truncated", "not_safetensors", "pickle",
-                                  "other_M", "other_n", "decoder_only"])
+                                  "other_M", "other_n", "receiver_file", "damaged_encoder", "damaged_decoder"])
 def test_construction_refuses_bad_checkpoint(bad_checkpoints, case):
     path, reason = bad_checkpoints[case]
     with pytest.raises(checkpoint.CheckpointError, match=reason) as err:

@@ -1,21 +1,31 @@
 """gr-e2e: end-to-end learned physical layers for GNU Radio.
 
 Blocks (thin adapters over the pure PyTorch/NumPy code in ``core``):
+
+inference
   nn_encoder           uint8 message index -> n complex64 symbols (learned
                        transmitter: lookup in the trained symbol table)
   nn_decoder           n complex64 symbols -> uint8 decided message (learned
                        receiver), optionally float32[M] message probabilities
+live training (model-free, Aoudia & Hoydis)
   training_source      deterministic training messages (seed, batch index) in
-                       tagged batches, for live model-free training
+                       tagged batches
+  model_free_tx        transmitter trained from fed-back losses (`loss` in)
+  model_free_rx        receiver trained on regenerated messages, framing
+                       batches by their tags; sends losses back (`loss` out)
+measurement
   block_error_counter  sent vs decided uint8 messages -> running BLER (float32),
                        bit errors, and a `metrics` message port
 
-nn_encoder and nn_decoder take a gr-e2e .safetensors checkpoint and accept
-new weights at run time on their `weights` message port. With training=True
-they train live, model-free (Aoudia & Hoydis): the decoder feeds per-example
-losses back to the encoder over the `loss` message port.
+Every network block takes a gr-e2e .safetensors checkpoint; the inference
+blocks accept new weights at run time on their `weights` message port, and
+the training blocks publish theirs on a `weights` output.
 """
 from .block_error_counter import block_error_counter
+from .model_free_rx import model_free_rx
+from .model_free_tx import model_free_tx
 from .nn_decoder import nn_decoder
 from .nn_encoder import nn_encoder
 from .training_source import training_source
+
+__all__ = ["block_error_counter", "model_free_rx", "model_free_tx", "nn_decoder", "nn_encoder", "training_source"]

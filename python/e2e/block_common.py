@@ -1,74 +1,51 @@
-"""What the neural blocks share: parameter checks, port and tag names, PMT formats."""
-import copy
-import math
+"""What the gr-e2e blocks share: port and tag names, PMT formats, and two mixins.
+
+SwappableNetwork gives an inference block its `weights` port and
+set_checkpoint(); TrainingBlock gives a live training block its worker
+thread, metrics, checkpoints and stop(). Algorithms live in core.
+"""
 import numbers
-import os
-import threading
 
 import numpy as np
 import pmt
 
 from .core import checkpoint as ckpt
+from .core import validate
+from .core.worker import InlineWorker, TrainingWorker
 
 # Message ports (DESIGN.md).
 WEIGHTS_PORT = "weights"  # u8vector of safetensors bytes
-LOSS_PORT = "loss"        # dict {batch_index: integer, losses: f32vector}
-METRICS_PORT = "metrics"  # dict for GUIs and logs
+LOSS_PORT = "loss"        # dict {batch_index: long, losses: f32vector}
+METRICS_PORT = "metrics"  # dict {name: long | double | symbol}, for GUIs and logs
 
-# Stream tags of a training batch (on its first item).
-PACKET_LEN_TAG = "packet_len"
-BATCH_INDEX_TAG = "batch_index"
+# Stream tags of a batch (on its first item).
+PACKET_LEN_TAG = "packet_len"    # long: items of the batch on this stream
+BATCH_INDEX_TAG = "batch_index"  # uint64: the batch index b
 
 # Input items are uint8, so no block can tell more than 256 messages apart.
 MAX_M = 256
 
 
-def validate_block_params(M, n):
-    """(M, n) as ints; ValueError naming the parameter and value otherwise.
+def validate_sizes(M, n):
+    """(M, n) for a block: M an integer in [2, 256] (messages are uint8), n >= 1."""
+    return validate.integer("M", M, 2, MAX_M), validate.integer("n", n, 1)
 
-    M: integer in [2, 256] (messages travel as uint8). n: integer >= 1.
+
+def load_network(source, network, M, n, current_config=None):
+    """(config, module) of `network` from a checkpoint path or bytes, with this block's M and n.
+
+    Any kind holding the network is accepted, and the whole file is
+    validated. current_config: the config of the network the block holds
+    now, whose mode a replacement must keep.
     """
-    if isinstance(M, bool) or not isinstance(M, numbers.Integral) or not 2 <= M <= MAX_M:
-        raise ValueError(f"M must be an integer in [2, {MAX_M}] (messages are uint8), got {M!r}")
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    return int(M), int(n)
-
-
-def validate_int(name, value, low=None):
-    """value as int; ValueError naming the parameter unless it is an integer >= low."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or (low is not None and value < low)):
-        bound = f" >= {low}" if low is not None else ""
-        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
-    return int(value)
-
-
-def validate_schedule(lr_schedule, schedule_steps):
-    """(lr_schedule, schedule_steps) for the training blocks; ValueError naming the parameter."""
-    from .core.training import SCHEDULES
-    if lr_schedule not in SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {lr_schedule!r}")
-    return lr_schedule, validate_int("schedule_steps", schedule_steps, 0)
-
-
-def validate_float(name, value, low=None, high=None, low_open=False):
-    """value as a finite float in [low, high] ((low, high] with low_open); ValueError naming it."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise ValueError(f"{name} must be a finite number in {'(' if low_open else '['}{lo}, {hi}], "
-                         f"got {value!r}")
-    return float(value)
+    expect = {"M": M, "n": n}
+    if current_config is not None:
+        expect["mode"] = current_config.mode
+    return ckpt.load_network(source, network, expect=expect)
 
 
 def loss_message(batch_index, losses):
-    """The `loss` port's PMT: dict {batch_index: integer, losses: f32vector}."""
+    """The `loss` port's PMT: dict {batch_index: long, losses: f32vector}."""
     d = pmt.make_dict()
     d = pmt.dict_add(d, pmt.intern("batch_index"), pmt.from_long(int(batch_index)))
     d = pmt.dict_add(d, pmt.intern("losses"), pmt.init_f32vector(len(losses), np.asarray(losses, np.float32)))
@@ -78,13 +55,13 @@ def loss_message(batch_index, losses):
 def parse_loss_message(msg):
     """PMT `loss` message -> (batch_index int, float32 [B]); ValueError saying what is wrong."""
     if not pmt.is_dict(msg):
-        raise ValueError(f"loss message must be a PMT dict, got a {_pmt_kind(msg)}")
+        raise ValueError(f"loss message must be a PMT dict, got a {pmt_kind(msg)}")
     index = pmt.dict_ref(msg, pmt.intern("batch_index"), pmt.PMT_NIL)
     losses = pmt.dict_ref(msg, pmt.intern("losses"), pmt.PMT_NIL)
     if not pmt.is_integer(index) and not pmt.is_uint64(index):
-        raise ValueError(f"loss message needs 'batch_index' (integer), got a {_pmt_kind(index)}")
+        raise ValueError(f"loss message needs 'batch_index' (integer), got a {pmt_kind(index)}")
     if not pmt.is_f32vector(losses):
-        raise ValueError(f"loss message needs 'losses' (f32vector), got a {_pmt_kind(losses)}")
+        raise ValueError(f"loss message needs 'losses' (f32vector), got a {pmt_kind(losses)}")
     b = pmt.to_uint64(index) if pmt.is_uint64(index) else pmt.to_long(index)
     if b < 0:
         raise ValueError(f"loss message has a negative batch_index {b}")
@@ -92,11 +69,11 @@ def parse_loss_message(msg):
 
 
 def dict_message(values):
-    """{str: int, float or str} -> PMT dict (metrics and counters)."""
+    """{str: bool, int, float or str} -> PMT dict: bool, long, double or symbol (every `metrics` port)."""
     d = pmt.make_dict()
     for k, v in values.items():
-        if isinstance(v, bool):
-            value = pmt.from_bool(v)
+        if isinstance(v, (bool, np.bool_)):
+            value = pmt.from_bool(bool(v))
         elif isinstance(v, numbers.Integral):
             value = pmt.from_long(int(v))
         elif isinstance(v, numbers.Real):
@@ -112,53 +89,13 @@ def u8vector(data):
     return pmt.init_u8vector(len(data), np.frombuffer(data, dtype=np.uint8))
 
 
-class LinkCheckpoint:
-    """checkpoint_out of the training blocks of one process, shared by path.
-
-    nn_encoder and nn_decoder in training mode each train one network. When
-    both write the same checkpoint_out, each save writes its own network and
-    the other's latest saved copy (or, before the other has saved, the other
-    network from the block's starting checkpoint), so the file always holds a
-    whole link, and the last save of a run holds both final networks. Saves
-    to one path are serialised by a lock; checkpoint.save is atomic. Blocks
-    in different processes do not share this: give them different paths.
-    """
-
-    _registry = {}
-    _registry_lock = threading.Lock()
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.latest = {}  # 'encoder' / 'decoder' -> a copy of the network at its last save
-
-    @classmethod
-    def for_path(cls, path):
-        key = os.path.abspath(os.fspath(path))
-        with cls._registry_lock:
-            return cls._registry.setdefault(key, cls())
-
-    def claim(self, role):
-        """A new block trains `role`: forget copies an earlier flowgraph of this process saved."""
-        with self.lock:
-            self.latest.pop(role, None)
-
-    def save(self, path, config, role, network, fallback_partner=None, metadata=None):
-        """Write `network` (role 'encoder' or 'decoder') with the latest partner; returns path."""
-        other = "decoder" if role == "encoder" else "encoder"
-        with self.lock:
-            mine = copy.deepcopy(network)
-            self.latest[role] = mine
-            partner = self.latest.get(other, fallback_partner)
-            parts = {role: mine, other: partner}
-            return ckpt.save(path, config, parts["encoder"], parts["decoder"], metadata=metadata)
-
-
 _PMT_KINDS = ("null", "symbol", "dict", "pair", "u8vector", "s8vector", "u16vector", "s16vector",
               "u32vector", "s32vector", "u64vector", "s64vector", "f32vector", "f64vector",
               "c32vector", "c64vector", "vector", "bool", "integer", "real", "complex")
 
 
-def _pmt_kind(msg):
+def pmt_kind(msg):
+    """A PMT's type in words, for error messages."""
     for name in _PMT_KINDS:
         if getattr(pmt, "is_" + name)(msg):
             return name
@@ -176,39 +113,35 @@ def weights_payload(msg):
         data, what = pmt.cdr(msg), "a pair whose cdr is a "
     if not pmt.is_u8vector(data):
         raise ValueError(f"weights message must be a u8vector of safetensors bytes (or a PDU "
-                         f"carrying one), got {what}{_pmt_kind(data)}")
+                         f"carrying one), got {what}{pmt_kind(data)}")
     return bytes(pmt.u8vector_elements(data))
 
 
 class SwappableNetwork:
-    """The `weights` message port and set_checkpoint() of a block holding one network.
+    """The `weights` message port and set_checkpoint() of an inference block holding one network.
 
-    In training mode (self.training) both are ignored with a warning: the
-    network is being trained. The block sets self.M, self.n and self._config, names its network in
+    The block sets self.M, self.n and self._config, names its network in
     _NETWORK ('encoder' or 'decoder'), and defines _install(config, network),
     which must publish the new network by a single reference assignment so
-    work() never sees half a swap. Errors are logged, never raised: a bad
-    message or file must not stop a running flowgraph.
+    work() never sees half a swap. Any checkpoint kind holding the network is
+    accepted (a link, or a transmitter / receiver file) and validated whole.
+    Errors are logged, never raised: a bad message or file must not stop a
+    running flowgraph.
     """
 
     _NETWORK = None
+
+    def _load(self, source):
+        """(config, network) from a path or safetensors bytes, checked against this block's M, n (and mode)."""
+        return load_network(source, self._NETWORK, self.M, self.n, getattr(self, "_config", None))
 
     def _register_weights_port(self):
         self.message_port_register_in(pmt.intern(WEIGHTS_PORT))
         self.set_msg_handler(pmt.intern(WEIGHTS_PORT), self._on_weights)
 
-    def _network_of(self, loaded):
-        config, encoder, decoder = loaded
-        return config, encoder if self._NETWORK == "encoder" else decoder
-
     def _on_weights(self, msg):
-        if getattr(self, "training", False):
-            self.logger.warn("training mode: a weights message on the input was ignored")
-            return
         try:
-            self._install(*self._network_of(ckpt.from_bytes(
-                weights_payload(msg), source="weights message", need=(self._NETWORK,),
-                expect={"M": self.M, "n": self.n, "mode": self._config.mode})))
+            self._install(*self._load(weights_payload(msg)))
             self.logger.info(f"{self._NETWORK} weights replaced from a weights message")
         except Exception as e:  # a bad message must never stop the flowgraph
             self.logger.error(f"dropped weights message: {e}")
@@ -216,61 +149,110 @@ class SwappableNetwork:
     def set_checkpoint(self, checkpoint):
         """Load new weights from a file (GRC callback).
 
-        The file must match M and n. On any error the error is logged, the
-        current weights stay, and False is returned (a GUI callback that
+        The file must match M, n and mode. On any error the error is logged,
+        the current weights stay, and False is returned (a GUI callback that
         raised could take the flowgraph down); True on success.
         """
-        if getattr(self, "training", False):
-            self.logger.warn(f"training mode: set_checkpoint ignored (the {self._NETWORK} is being trained)")
-            return False
         try:
-            loaded = ckpt.load(checkpoint, need=(self._NETWORK,), expect={"M": self.M, "n": self.n})
+            loaded = self._load(validate.path("checkpoint", checkpoint, allow_empty=False))
         except Exception as e:
             self.logger.error(f"set_checkpoint refused, keeping the current weights: {e}")
             return False
-        self._install(*self._network_of(loaded))
+        self._install(*loaded)
         return True
 
 
-class TrainingEnd:
-    """drain(), save_checkpoint() and stop() of a block in training mode.
+class TrainingBlock:
+    """Worker thread, metrics, checkpoints and lifecycle of a live training block.
 
-    The block sets self._trainer (None outside training mode), self._worker,
-    self._stopped, self.checkpoint_out, self._partner and self._config, names
-    its network in _NETWORK, and defines _save(path) (the shared whole-link
-    checkpoint) and training_counters(). _on_stopping() runs after the worker
-    has finished, before the final checkpoint.
+    The block calls _setup_training(trainer_factory, ...) from __init__ and
+    defines training_counters() -> dict, published on `metrics` every
+    metrics_every steps. The trainer (core.live) owns the
+    network and its save(); this mixin only decides when to call it.
     """
 
+    def _setup_training(self, make_trainer, *, blocking, checkpoint_out, save_every, publish_every,
+                        metrics_every):
+        self.checkpoint_out = validate.path("checkpoint_out", checkpoint_out)
+        self.metrics_every = validate.integer("metrics_every", metrics_every, 0)
+        # Simulation (blocking): jobs run inside work(), every batch trains, in order. A radio:
+        # a worker thread, and jobs it cannot keep up with are dropped and counted.
+        if validate.boolean("blocking", blocking):
+            self._worker = InlineWorker(on_error=self._on_worker_error)
+        else:
+            self._worker = TrainingWorker(blocking=False, on_error=self._on_worker_error,
+                                          name=f"e2e-{self.name()}-training")
+        self._trainer = make_trainer(
+            worker=self._worker, on_weights=self._publish_weights,
+            publish_every=validate.integer("publish_every", publish_every, 0),
+            save_path=self.checkpoint_out or None, save_every=validate.integer("save_every", save_every, 0),
+            on_step=self._after_step)
+        self._metrics_history = []
+        self._running = True  # the worker runs from construction; stop() acts once per run
+        self.message_port_register_out(pmt.intern(WEIGHTS_PORT))
+        self.message_port_register_out(pmt.intern(METRICS_PORT))
+
+    def _on_worker_error(self, e):
+        self.logger.error(f"training step failed: {e!r}")
+
+    def _publish_weights(self, data):  # on the worker thread
+        self.message_port_pub(pmt.intern(WEIGHTS_PORT), u8vector(data))
+
+    def _after_step(self, steps):  # where the step ran: inside work() or on the worker thread
+        if self.metrics_every and steps % self.metrics_every == 0:
+            self._publish_metrics()
+
+    def _publish_metrics(self):
+        m = self.training_counters()
+        self._metrics_history.append(m)
+        self.message_port_pub(pmt.intern(METRICS_PORT), dict_message(m))
+
+    def metrics_history(self):
+        """Every metrics dict published so far (a list, oldest first)."""
+        return list(self._metrics_history)
+
     def drain(self, timeout=None):
-        """Training mode: wait until the queued training jobs have run (True if in time)."""
-        return self._trainer is None or self._worker.drain(timeout)
+        """Wait until the queued training jobs have run (True if in time)."""
+        return self._worker.drain(timeout)
 
     def save_checkpoint(self, path=None):
-        """Training mode: write the checkpoint now (checkpoint_out by default); returns the path."""
-        path = path or self.checkpoint_out
-        if self._trainer is None or not path:
-            raise ValueError("save_checkpoint needs training mode and a path (checkpoint_out)")
-        if path != self.checkpoint_out:
-            network = getattr(self._trainer, self._NETWORK)
-            return LinkCheckpoint().save(path, self._config, self._NETWORK, network, self._partner)
-        return self._save(path)
+        """Write this end's checkpoint now (checkpoint_out by default); returns the path."""
+        return self._trainer.save(path or self.checkpoint_out or None)
 
-    def _on_stopping(self):
-        pass
+    def start(self):
+        """Flowgraph start: (re)start the worker, so a flowgraph run again trains again."""
+        self._worker.start()
+        self._running = True
+        return True
 
     def stop(self):
-        """Flowgraph stop: finish queued jobs, end the worker, write the final checkpoint."""
-        if self._trainer is not None and not self._stopped:
-            self._stopped = True
-            if not self._worker.drain(30.0):
-                self.logger.warn("training worker did not finish its queued jobs within 30 s")
-            self._worker.stop()
-            self.logger.info(f"training stopped: {self.training_counters()}")
-            self._on_stopping()
-            if self.checkpoint_out:
-                try:
-                    self._save(self.checkpoint_out)
-                except Exception as e:
-                    self.logger.error(f"final checkpoint not written: {e}")
+        """Flowgraph stop: finish queued jobs, end the worker, log the counters, write checkpoint_out."""
+        if not self._running:
+            return True
+        self._running = False
+        if not self._worker.drain(30.0):
+            self.logger.warn("training worker did not finish its queued jobs within 30 s")
+        self._worker.stop()
+        # Counters go to the log, not the metrics port: at stop the flowgraph's message
+        # handling has already ended, so a message published now would reach no one.
+        self.logger.info(f"training stopped: {self.training_counters()}")
+        if self.checkpoint_out:
+            try:
+                self._trainer.save(self.checkpoint_out)
+            except Exception as e:
+                self.logger.error(f"final checkpoint not written: {e}")
         return True
+
+
+class OutOfRangeWarning:
+    """Warns once per burst of message indices >= M on a uint8 input (not once per item)."""
+
+    _in_bad_burst = False
+
+    def _warn_out_of_range(self, bad, total):
+        """bad: out-of-range indices in this work() call; total: all so far."""
+        if bad and not self._in_bad_burst:
+            self.logger.warn(f"{bad} message index(es) >= M={self.M} in this buffer: sending zero "
+                             f"symbols for them (total so far {total}); no further warning until "
+                             "the input is clean again")
+        self._in_bad_burst = bool(bad)

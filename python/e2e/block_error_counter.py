@@ -1,12 +1,12 @@
 """block_error_counter: running block (and bit) error rate of a message link."""
-import numbers
 import threading
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
-METRICS_PORT = "metrics"
+from .block_common import METRICS_PORT, dict_message
+from .core import validate
 
 # Set bits of every byte value: popcount of an XOR is a table lookup.
 _POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.int64)
@@ -31,19 +31,15 @@ class block_error_counter(gr.sync_block):
     out 0 : float32 stream, the running BLER (errors / blocks so far,
         counted since construction or the last reset()) after each message;
         feed a QT GUI number sink or a null sink.
-    metrics (message out) : PMT dict {blocks: uint64, errors: uint64,
-        bler: double, bit_errors: uint64, ber: double}, the running totals at
+    metrics (message out) : PMT dict {blocks: long, errors: long,
+        bler: double, bit_errors: long, ber: double}, the running totals at
         each multiple of report_every messages; ber is NaN when
         bits_per_message is 0.
     """
 
     def __init__(self, bits_per_message=0, report_every=0):
-        for name, value, high in (("bits_per_message", bits_per_message, 8),
-                                  ("report_every", report_every, None)):
-            if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0
-                    or (high is not None and value > high)):
-                bound = f"in [0, {high}]" if high is not None else ">= 0"
-                raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+        bits_per_message = validate.integer("bits_per_message", bits_per_message, 0, 8)
+        report_every = validate.integer("report_every", report_every, 0)
         gr.sync_block.__init__(self, name="block_error_counter", in_sig=[np.uint8, np.uint8],
                                out_sig=[np.float32])
         self.bits_per_message = int(bits_per_message)
@@ -81,13 +77,9 @@ class block_error_counter(gr.sync_block):
 
     def _publish(self, blocks, errors, bit_errors):
         bits = blocks * self.bits_per_message
-        d = pmt.make_dict()
-        d = pmt.dict_add(d, pmt.intern("blocks"), pmt.from_uint64(blocks))
-        d = pmt.dict_add(d, pmt.intern("errors"), pmt.from_uint64(errors))
-        d = pmt.dict_add(d, pmt.intern("bler"), pmt.from_double(errors / blocks))
-        d = pmt.dict_add(d, pmt.intern("bit_errors"), pmt.from_uint64(bit_errors))
-        d = pmt.dict_add(d, pmt.intern("ber"), pmt.from_double(bit_errors / bits if bits else float("nan")))
-        self.message_port_pub(pmt.intern(METRICS_PORT), d)
+        self.message_port_pub(pmt.intern(METRICS_PORT), dict_message({
+            "blocks": blocks, "errors": errors, "bler": errors / blocks, "bit_errors": bit_errors,
+            "ber": bit_errors / bits if bits else float("nan")}))
 
     def blocks(self):
         """Messages compared so far."""

@@ -3,8 +3,8 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .block_common import BATCH_INDEX_TAG, PACKET_LEN_TAG, validate_block_params, validate_int
-from .core import prng
+from .block_common import BATCH_INDEX_TAG, PACKET_LEN_TAG, validate_sizes
+from .core import prng, validate
 
 
 class training_source(gr.sync_block):
@@ -12,13 +12,13 @@ class training_source(gr.sync_block):
 
     Batch b (b = 0, 1, ...) is prng.batch_messages(seed, b, batch_size, M):
     a pure function of (seed, b), so a receiver regenerates it from the batch
-    index alone (nn_decoder in training mode, with the same seed).
+    index alone (model_free_rx, with the same seed).
 
     Parameters
     ----------
     M : int in [2, 256], number of messages (items are uint8).
     batch_size : int >= 1, messages per batch.
-    seed : int >= 0, the training seed; nn_decoder's seed must be the same.
+    seed : int >= 0, the training seed; model_free_tx's and model_free_rx's must be the same.
     num_batches : int >= 0; > 0 ends the stream after that many batches,
         0 runs forever.
 
@@ -31,10 +31,10 @@ class training_source(gr.sync_block):
     """
 
     def __init__(self, M, batch_size, seed, num_batches=0):
-        M, _ = validate_block_params(M, 1)
-        batch_size = validate_int("batch_size", batch_size, 1)
-        seed = validate_int("seed", seed, 0)
-        num_batches = validate_int("num_batches", num_batches, 0)
+        M, _ = validate_sizes(M, 1)
+        batch_size = validate.integer("batch_size", batch_size, 1)
+        seed = validate.integer("seed", seed, 0)
+        num_batches = validate.integer("num_batches", num_batches, 0)
         gr.sync_block.__init__(self, name="training_source", in_sig=None, out_sig=[np.uint8])
         self.set_output_multiple(batch_size)
         self.M, self.batch_size, self.seed, self.num_batches = M, batch_size, seed, num_batches

@@ -1,0 +1,83 @@
+"""Blocks for flowgraph tests: channel faults and messages posted at a known point of a stream.
+
+sample_faults(faults): a complex64 block that loses or repeats chunks of
+    samples. faults: list of (input offset, count): count > 0 drops `count`
+    samples starting at that input offset; count < 0 repeats the -count
+    samples starting there (a duplicated chunk). Stream tags stay on the
+    samples they were attached to (a dropped sample's tags are lost with
+    it), as over a radio link that loses or repeats samples.
+post_at(dtype, at_item, target, port, messages): a pass-through block that
+    posts `messages` to `target`'s message port when item `at_item` passes.
+    Put it downstream of the target: the target has then produced at least
+    at_item items, and handles the messages before its next work() call, so
+    they act after that point, and at most a buffer later. A finite
+    flowgraph so tests a mid-run message without polling a clock.
+"""
+import numpy as np
+import pmt
+from gnuradio import gr
+
+
+class sample_faults(gr.basic_block):
+    def __init__(self, faults):
+        gr.basic_block.__init__(self, name="sample_faults", in_sig=[np.complex64], out_sig=[np.complex64])
+        self.set_tag_propagation_policy(gr.TPP_DONT)
+        self._faults = sorted((int(o), int(c)) for o, c in faults)
+        self.dropped = self.repeated = 0
+
+    def forecast(self, noutput_items, ninputs):
+        return [1] * ninputs
+
+    def general_work(self, input_items, output_items):
+        x, out = input_items[0], output_items[0]
+        start = self.nitems_read(0)
+        # Work up to the next fault (or the end of the window), then apply it alone.
+        fault = next(((o, c) for o, c in self._faults if o >= start), None)
+        if fault is None or fault[0] >= start + len(x):
+            k = min(len(x), len(out))
+            self._copy(x, out, 0, k, start)
+            self.consume(0, k)
+            return k
+        offset, count = fault
+        if offset > start:
+            k = min(offset - start, len(out))
+            self._copy(x, out, 0, k, start)
+            self.consume(0, k)
+            return k
+        if count > 0:  # drop: consume without producing
+            k = min(count, len(x))
+            self.dropped += k
+            self._faults.remove(fault)
+            if k < count:
+                self._faults.append((offset + k, count - k))
+                self._faults.sort()
+            self.consume(0, k)
+            return 0
+        k = min(-count, len(x), len(out))  # repeat: produce without consuming
+        out[:k] = x[:k]
+        self.repeated += k
+        self._faults.remove(fault)
+        return k
+
+    def _copy(self, x, out, lo, hi, start):
+        out[lo:hi] = x[lo:hi]
+        written = self.nitems_written(0)
+        for t in self.get_tags_in_window(0, lo, hi):
+            self.add_item_tag(0, written + t.offset - start, t.key, t.value, t.srcid)
+
+
+class post_at(gr.sync_block):
+    def __init__(self, dtype, at_item, target, port, messages):
+        gr.sync_block.__init__(self, name="post_at", in_sig=[dtype], out_sig=[dtype])
+        self._at, self._target, self._port, self._messages = int(at_item), target, pmt.intern(port), list(messages)
+        self.posted = False
+
+    def work(self, input_items, output_items):
+        k = len(output_items[0])
+        output_items[0][:] = input_items[0][:k]
+        start = self.nitems_read(0)
+        if not self.posted and start <= self._at < start + k:
+            for msg in self._messages:
+                self._target._post(self._port, msg)
+            self.posted = True
+        return k
