@@ -41,15 +41,17 @@ def test_found_on_path():
     assert GR_E2E is not None, "gr_e2e is not on PATH (source setup_env.sh)"
 
 
-@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["export-table"]])
+@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["merge"], ["export-table"]])
+@pytest.mark.slow
 def test_help(args):
     p = run(*args, "--help", check=True)
     assert p.stdout.startswith("usage: gr_e2e")
     if not args:
-        for cmd in ("train", "eval", "export-table"):
+        for cmd in ("train", "eval", "merge", "export-table"):
             assert cmd in p.stdout
 
 
+@pytest.mark.slow
 def test_no_command_is_an_error():
     p = run(check=False)
     assert "gr_e2e: error:" in p.stderr
@@ -59,10 +61,11 @@ def test_no_command_is_an_error():
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):
+    """A small link trained by gr_e2e train (in-process: the subprocess tests check the command itself)."""
+    from gnuradio.e2e import cli
     out = tmp_path_factory.mktemp("train")
-    p = run("train", "--steps", 200, "--M", 16, "--n", 7, "--ebn0-db", "2:8", "--quiet", "--out", out,
-            check=True)
-    assert "wrote" in p.stdout
+    assert cli.main(["train", "--steps", "200", "--M", "16", "--n", "7", "--ebn0-db", "2:8", "--quiet",
+                     "--out", str(out)]) == 0
     return out
 
 
@@ -76,12 +79,13 @@ def test_train_writes_outputs(trained_dir):
     assert summary["ebn0_db"] == [2.0, 8.0]
     assert len(summary["restarts"]) == 1 and summary["chosen_restart"] == 0
     assert summary["history"]["step"][-1] == 200
-    cfg, enc, dec = checkpoint.load(trained_dir / "checkpoint.safetensors")
+    cfg, enc, dec = checkpoint.load_link(trained_dir / "checkpoint.safetensors")
     assert cfg == config.LinkConfig(M=16, n=7)
     meta = checkpoint.read_metadata(trained_dir / "checkpoint.safetensors")
     assert meta["steps"] == "200" and json.loads(meta["ebn0_db"]) == [2.0, 8.0]
 
 
+@pytest.mark.slow
 def test_eval(trained_dir, tmp_path):
     ckpt = trained_dir / "checkpoint.safetensors"
     p = run("eval", "--checkpoint", ckpt, "--ebn0-db", "2,6", "--max-blocks", 20000, "--quiet",
@@ -109,6 +113,7 @@ def test_eval(trained_dir, tmp_path):
         assert name in p.stdout
 
 
+@pytest.mark.slow
 def test_eval_baselines_option(trained_dir, tmp_path):
     ckpt = trained_dir / "checkpoint.safetensors"
     run("eval", "--checkpoint", ckpt, "--ebn0-db", "4", "--max-blocks", 2000, "--quiet",
@@ -117,6 +122,7 @@ def test_eval_baselines_option(trained_dir, tmp_path):
     assert len(curves) == 4 and sum(not k.startswith("learned") for k in curves) == 2
 
 
+@pytest.mark.slow
 def test_export_table(trained_dir, tmp_path):
     ckpt = trained_dir / "checkpoint.safetensors"
     p = run("export-table", "--checkpoint", ckpt, check=True)
@@ -124,7 +130,7 @@ def test_export_table(trained_dir, tmp_path):
     assert len(rows) == 1
     assert rows[0].count("complex(") == 16 * 7
     values = eval(rows[0], {"complex": complex})  # noqa: S307 - our own output, checked above
-    _, enc, _ = checkpoint.load(ckpt, need=("encoder",))
+    _, enc = checkpoint.load_network(ckpt, "encoder")
     table = enc.symbol_table().reshape(-1)
     assert len(values) == 112
     assert max(abs(a - b) for a, b in zip(values, table)) < 1e-5
@@ -143,6 +149,7 @@ def pickle_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_missing_checkpoint(tmp_path):
     missing = tmp_path / "nope.safetensors"
     for args in (["eval", "--checkpoint", missing, "--out", tmp_path], ["export-table", "--checkpoint", missing]):
@@ -150,6 +157,7 @@ def test_missing_checkpoint(tmp_path):
         assert str(missing) in line and "no such file" in line
 
 
+@pytest.mark.slow
 def test_pickle_checkpoint(pickle_file, tmp_path):
     for args in (["eval", "--checkpoint", pickle_file, "--out", tmp_path],
                  ["export-table", "--checkpoint", pickle_file]):
@@ -162,6 +170,7 @@ def test_pickle_checkpoint(pickle_file, tmp_path):
     (["eval", "--baselines", "nope"], ["--baselines", "nope"]),
     (["export-table", "--out", "{tmp}/no/such/dir/table.json"], ["no/such/dir"]),
 ])
+@pytest.mark.slow
 def test_eval_bad_inputs(trained_dir, tmp_path, args, words):
     ckpt = trained_dir / "checkpoint.safetensors"
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -176,6 +185,7 @@ def test_eval_bad_inputs(trained_dir, tmp_path, args, words):
     (["--steps", "inf"], ["--steps", "inf"]),
     (["--out", "{file}"], ["{file}"]),  # --out names an existing file, not a folder
 ])
+@pytest.mark.slow
 def test_train_bad_inputs(tmp_path, args, words):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
@@ -229,19 +239,27 @@ def main_in_process(args, capsys):
     (["train", "--decoder-finetune-steps", "-3"], ["--decoder-finetune-steps"]),
     (["train", "--method", "model-free", "--sigma2", "1.5"], ["sigma2"]),
     (["train", "--method", "model-free", "--restarts", "2"], ["--restarts"]),
-    (["train", "--method", "model-free", "--feedback-loss", "2"], ["loss_prob"]),
+    (["train", "--method", "model-free", "--feedback-loss-prob", "2"], ["feedback_loss_prob"]),
+    (["train", "--method", "model-free", "--feedback-bits", "30"], ["feedback_bits"]),
+    (["train", "--channel", "phase", "--mode", "real"], ["--channel phase", "--mode complex"]),
+    (["merge", "--transmitter", "{tmp}/none.safetensors", "--receiver", "{tmp}/none.safetensors",
+      "--out", "{tmp}/l.safetensors"], ["none.safetensors", "no such file"]),
+    (["merge", "--transmitter", "{ckpt}", "--receiver", "{ckpt}", "--out", "{tmp}/no/dir/l.safetensors"],
+     ["--out", "does not exist"]),
     (["train", "--method", "model-free", "--rx-batches", "0", "--tx-batches", "0"], ["rx_batches"]),
 ])
 def test_bad_inputs_in_process(trained_dir, tmp_path, capsys, args, words):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    sub = {"{tmp}": str(tmp_path), "{file}": str(blocker)}
+    sub = {"{tmp}": str(tmp_path), "{file}": str(blocker), "{ckpt}": str(trained_dir / "checkpoint.safetensors")}
     for k, v in sub.items():
         args = [a.replace(k, v) for a in args]
         words = [w.replace(k, v) for w in words]
     cmd, rest = args[0], args[1:]
     if cmd == "train":
         full = ["train", "--steps", 1, "--batch-size", 10, "--quiet", "--out", tmp_path / "out", *rest]
+    elif cmd == "merge":
+        full = args
     else:
         full = [cmd, "--checkpoint", trained_dir / "checkpoint.safetensors", *rest]
         if cmd == "eval":
@@ -254,6 +272,7 @@ def test_bad_inputs_in_process(trained_dir, tmp_path, capsys, args, words):
         assert w in lines[-1], lines[-1]
 
 
+@pytest.mark.slow
 def test_train_model_free_writes_outputs(tmp_path):
     out = tmp_path / "mf"
     p = run("train", "--method", "model-free", "--M", 16, "--n", 7, "--ebn0-db", 4, "--steps", 400,
@@ -265,3 +284,31 @@ def test_train_model_free_writes_outputs(tmp_path):
     summary = json.loads((out / "train.json").read_text())
     losses = summary["history"]["loss"]
     assert losses[-1] < 0.5 * losses[0]  # measured over seeds 0-2: 2.72 -> 0.39-0.45
+
+
+def test_model_free_defaults_are_the_shared_recipe():
+    """gr_e2e train --method model-free takes core.model_free.ModelFreeParams' defaults (the blocks' too)."""
+    from gnuradio.e2e import cli
+    from gnuradio.e2e.core import model_free
+    args = cli.build_parser().parse_args(["train", "--method", "model-free", "--out", "x"])
+    p = model_free.ModelFreeParams()
+    assert (args.sigma2, args.rx_batches, args.tx_batches, args.baseline, args.batch_size) == \
+        (p.sigma2, p.rx_batches, p.tx_batches, p.baseline, p.batch_size)
+    assert args.lr is None and args.lr_schedule is None  # resolved per method: the recipe's own defaults
+
+
+@pytest.mark.slow
+def test_merge_makes_a_link_of_two_role_files(trained_dir, tmp_path):
+    _, enc, dec = checkpoint.load_link(trained_dir / "checkpoint.safetensors")
+    cfg = config.LinkConfig(M=16, n=7)
+    tx = checkpoint.save(tmp_path / "tx.safetensors", "transmitter", cfg, {"encoder": enc}, {"transmitter_steps": 5})
+    rx = checkpoint.save(tmp_path / "rx.safetensors", "receiver", cfg, {"decoder": dec})
+    out = tmp_path / "link.safetensors"
+    p = run("merge", "--transmitter", tx, "--receiver", rx, "--out", out, check=True)
+    assert "(transmitter)" in p.stdout and "(receiver)" in p.stdout
+    _, e2, _ = checkpoint.load_link(out)
+    assert (e2.symbol_table() == enc.symbol_table()).all()
+    assert checkpoint.read_metadata(out)["transmitter.transmitter_steps"] == "5"
+    # The role files are not links: eval refuses them by name.
+    line = error_line(run("eval", "--checkpoint", tx, "--out", tmp_path / "e", "--quiet", check=False))
+    assert "is a transmitter checkpoint; expected autoencoder" in line

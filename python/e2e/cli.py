@@ -1,7 +1,8 @@
-"""gr_e2e: command-line tools for gr-e2e (train, eval, export-table).
+"""gr_e2e: command-line tools for gr-e2e (train, eval, merge, export-table).
 
-Every computation lives in core/; this file parses arguments, calls core and
-writes files. Bad arguments end with 'gr_e2e: error: ...' naming the option.
+Every computation lives in core/; this file parses arguments, checks them
+with core.validate under the option's name, calls core and writes files.
+Bad arguments end with 'gr_e2e: error: ...' naming the option.
 """
 import argparse
 import json
@@ -10,20 +11,33 @@ import os
 import sys
 import time
 
+from .core import validate
+
 EXAMPLES = """examples:
   # the classic (7,4) autoencoder: 16 messages on 7 real channel uses
   gr_e2e train --M 16 --n 7 --mode real --ebn0-db 3:8 --out runs/real
   # BLER from 0 to 8 dB against Hamming (7,4) and uncoded BPSK
   gr_e2e eval --checkpoint runs/real/checkpoint.safetensors --ebn0-db 0:8:1 --out runs/real
+  # a link from the two checkpoints live training writes (model_free_tx, model_free_rx)
+  gr_e2e merge --transmitter runs/tx.safetensors --receiver runs/rx.safetensors --out runs/link.safetensors
   # the symbol table for GNU Radio's chunks_to_symbols (fast C++ transmitter)
   gr_e2e export-table --checkpoint runs/real/checkpoint.safetensors
 """
 
-BASELINES = ("hamming-soft", "hamming-hard", "uncoded-bpsk", "uncoded-qpsk", "uncoded-16qam")
-
 
 class UsageError(ValueError):
     pass
+
+
+def _number(text):
+    """Option text -> int when integral ('2e7' too), else float; argparse names the option on failure."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if math.isfinite(value) and value == int(value):
+        return int(value)
+    return value
 
 
 def parse_widths(text, option):
@@ -31,9 +45,7 @@ def parse_widths(text, option):
         widths = tuple(int(w) for w in text.split(",") if w.strip())
     except ValueError:
         raise UsageError(f"{option} must be comma-separated layer widths like 64,64, got {text!r}") from None
-    if not widths or min(widths) < 1:
-        raise UsageError(f"{option} must list positive layer widths, got {text!r}")
-    return widths
+    return validate.widths(option, widths)
 
 
 def parse_train_ebn0(text):
@@ -55,7 +67,7 @@ def parse_grid(text):
     try:
         if ":" in text:
             start, stop, step = (float(p) for p in text.split(":"))
-            if step <= 0 or stop < start:
+            if not (step > 0 and stop >= start and math.isfinite(stop - start)):
                 raise ValueError
             count = int(math.floor((stop - start) / step + 1e-9)) + 1
             return [round(start + i * step, 6) for i in range(count)]
@@ -65,26 +77,6 @@ def parse_grid(text):
         return grid
     except ValueError:
         raise UsageError(f"--ebn0-db must be START:STOP:STEP or a comma list of dB values, got {text!r}") from None
-
-
-def _positive_int(text):
-    try:
-        v = int(float(text))
-    except (ValueError, OverflowError):  # OverflowError: 'inf'
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if v < 1 or v != float(text):
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return v
-
-
-def _nonnegative_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return v
 
 
 def _write_json(path, obj):
@@ -98,7 +90,11 @@ def _write_json(path, obj):
 
 def cmd_train(args):
     import torch
-    from .core import channels, checkpoint, config, plots, training
+    from .core import channels, checkpoint, config, kinds, plots, training
+    for option in ("--M", "--n", "--steps", "--batch-size", "--restarts", "--threads"):
+        validate.integer(option, getattr(args, option[2:].replace("-", "_")), 1)
+    for option in ("--seed", "--decoder-finetune-steps"):
+        validate.integer(option, getattr(args, option[2:].replace("-", "_")), 0)
     torch.set_num_threads(args.threads)
     cfg = config.LinkConfig(M=args.M, n=args.n, mode=args.mode, normalization=args.normalization,
                             encoder_hidden=parse_widths(args.encoder_hidden, "--encoder-hidden")
@@ -107,36 +103,37 @@ def cmd_train(args):
                             if args.decoder_hidden else None,
                             receiver_frontend=args.receiver_frontend)
     ebn0 = parse_train_ebn0(args.ebn0_db)
-    if args.channel == "rayleigh" and cfg.mode != "complex":
-        raise UsageError("--channel rayleigh needs --mode complex (fading rotates into the imaginary part)")
+    channel = channels.by_name(args.channel)
+    if cfg.mode == "real" and not channel.preserves_real:
+        raise UsageError(f"--channel {args.channel} needs --mode complex (it rotates signal into the "
+                         "imaginary part)")
     os.makedirs(args.out, exist_ok=True)
-    channel_class = channels.RayleighBlockFading if args.channel == "rayleigh" else channels.AWGN
-
-    def make_channel(gen):
-        return channel_class(ebn0, cfg.M, cfg.n, cfg.mode, generator=gen)
-
     t0 = time.time()
     if args.method == "model-free":
-        enc, dec, report = train_model_free(args, cfg, make_channel)
+        enc, dec, report = train_model_free(args, cfg, channel, ebn0)
     else:
         enc, dec, report = training.fit_link(
-            cfg, make_channel, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            lr_schedule=args.lr_schedule, seed=args.seed, restarts=args.restarts,
-            decoder_finetune_steps=args.decoder_finetune_steps, progress=not args.quiet)
+            cfg, channel, ebn0, steps=args.steps, batch_size=args.batch_size,
+            lr=training.DEFAULT_LR if args.lr is None else args.lr,
+            lr_schedule=args.lr_schedule or training.DEFAULT_SCHEDULE, seed=args.seed, restarts=args.restarts,
+            decoder_finetune_steps=args.decoder_finetune_steps, progress_bar=not args.quiet)
     seconds = time.time() - t0
     ckpt = os.path.join(args.out, "checkpoint.safetensors")
-    checkpoint.save(ckpt, cfg, enc, dec, metadata={"ebn0_db": json.dumps(ebn0), "seed": args.seed,
-                                                   "steps": args.steps, "method": args.method,
-                                                   "channel": args.channel})
+    checkpoint.save_link(ckpt, cfg, enc, dec, metadata={"ebn0_db": json.dumps(ebn0), "seed": args.seed,
+                                                        "steps": args.steps, "method": args.method,
+                                                        "channel": args.channel})
     chosen = report["runs"][report["chosen"]]
     plots.plot_loss(chosen["history"], os.path.join(args.out, "loss.png"),
                     title=f"training loss, M={cfg.M} n={cfg.n} {cfg.mode}")
     plots.plot_constellation(enc.symbol_table(), cfg.mode, os.path.join(args.out, "constellation.png"),
                              title=f"learned constellation, M={cfg.M} n={cfg.n} {cfg.mode}")
-    summary = {"checkpoint": ckpt, "config": json.loads(cfg.to_json()), "ebn0_db": ebn0, "channel": args.channel,
-               "train_seconds": round(seconds, 2), "chosen_restart": report["chosen"],
+    summary = {"checkpoint": ckpt, "config": json.loads(kinds.config_json("autoencoder", cfg)), "ebn0_db": ebn0,
+               "channel": args.channel, "method": args.method, "train_seconds": round(seconds, 2),
+               "chosen_restart": report["chosen"],
                "restarts": [{k: v for k, v in r.items() if k != "history"} for r in report["runs"]],
                "history": chosen["history"]}
+    if "recipe" in report:
+        summary["recipe"] = report["recipe"]
     _write_json(os.path.join(args.out, "train.json"), summary)
     print(f"trained in {seconds:.1f} s ({args.method}; restart {report['chosen'] + 1} of "
           f"{len(report['runs'])} kept, {chosen['validation_errors']}/{chosen['validation_blocks']} "
@@ -145,127 +142,87 @@ def cmd_train(args):
     return 0
 
 
-def train_model_free(args, cfg, make_channel):
+def train_model_free(args, cfg, channel, ebn0):
     """--method model-free: the offline alternating trainer (the reference for live training)."""
-    from .core import model_free, models, prng, training
+    import dataclasses
+    from .core import model_free, models, training
     if args.restarts != 1 or args.decoder_finetune_steps:
         raise UsageError("--restarts and --decoder-finetune-steps apply to --method model-aware only")
+    defaults = model_free.ModelFreeParams()
+    params = model_free.ModelFreeParams(
+        batch_size=args.batch_size, seed=args.seed, rx_batches=args.rx_batches, tx_batches=args.tx_batches,
+        sigma2=args.sigma2, lr=defaults.lr if args.lr is None else args.lr,
+        baseline=args.baseline, lr_schedule=args.lr_schedule or defaults.lr_schedule)
     enc, dec = models.build(cfg, seed=args.seed)
-    feedback = model_free.FeedbackLink(snr_db=args.feedback_snr_db, bits=args.feedback_bits or None,
-                                       loss_prob=args.feedback_loss, seed=args.seed)
-    hist = model_free.train_model_free(
-        enc, dec, make_channel(prng.torch_generator(args.seed, prng.NOISE, 0)), batches=args.steps,
-        batch_size=args.batch_size, rx_batches=args.rx_batches, tx_batches=args.tx_batches,
-        sigma2=args.sigma2, lr_rx=args.lr, lr_tx=args.lr, lr_schedule=args.lr_schedule,
-        baseline=args.baseline, feedback=feedback,
-        seed=args.seed, progress=not args.quiet)
-    errors = training.validation_errors(enc, dec, make_channel(prng.torch_generator(args.seed, prng.EVAL, 0)),
-                                        seed=args.seed)
-    rx = [(b, l) for b, l, p in zip(hist["batch"], hist["loss"], hist["phase"]) if p == "receiver"]
-    history = {"step": [b for b, _ in rx], "loss": [l for _, l in rx]}
+    feedback = model_free.FeedbackLink(snr_db=args.feedback_snr_db, bits=args.feedback_bits,
+                                       loss_prob=args.feedback_loss_prob, seed=args.seed)
+    hist = model_free.train_model_free(enc, dec, channel, ebn0, params, batches=args.steps, feedback=feedback,
+                                       progress_bar=not args.quiet)
+    errors = training.validation_errors(enc, dec, channel, ebn0, seed=args.seed)
+    rx = [(b, loss) for b, loss, p in zip(hist["batch"], hist["loss"], hist["phase"]) if p == model_free.RECEIVER]
+    history = {"step": [b for b, _ in rx], "loss": [loss for _, loss in rx]}
     run = {"restart": 0, "seed": args.seed, "validation_errors": errors, "validation_blocks": 100_000,
            "final_loss": history["loss"][-1] if rx else None, "lost_feedback": hist["lost_feedback"],
            "history": history}
-    return enc, dec, {"chosen": 0, "runs": [run]}
+    return enc, dec, {"chosen": 0, "runs": [run], "recipe": dataclasses.asdict(params)}
 
 
 # --- eval -----------------------------------------------------------------------
 
-def baseline_links(names, cfg):
-    from .core import baselines
-    k = math.log2(cfg.M)
-    links = []
-    for name in names:
-        if name.startswith("hamming"):
-            links.append(baselines.hamming74_link(name.split("-")[1]))
-            continue
-        modulation = name.split("-")[1]
-        per_symbol = {"bpsk": 1, "qpsk": 2, "16qam": 4}[modulation]
-        if k != int(k) or int(k) % per_symbol:
-            raise UsageError(f"--baselines {name}: {int(2 ** k) if k == int(k) else cfg.M} messages "
-                             f"do not fill whole {modulation} symbols")
-        links.append(baselines.uncoded_link(int(k), modulation))
-    return links
-
-
-def default_baselines(cfg):
-    names = ["hamming-soft", "hamming-hard"] if cfg.M == 16 else []
-    k = math.log2(cfg.M)
-    if k == int(k):
-        names.append("uncoded-bpsk" if cfg.mode == "real" or int(k) % 2 else "uncoded-qpsk")
-    return names
-
-
-def evaluate_checkpoint(ckpt, grid, *, baselines=None, min_errors=100, max_blocks=1_000_000,
-                        seed=0, progress=True, channel="awgn"):
-    """BLER curves of a checkpoint (neural decoder and ML on its codebook) and baselines.
-
-    channel 'rayleigh' (Rayleigh block fading): the neural decoder and ML
-    without channel knowledge on its codebook only; the classical baselines
-    assume AWGN and are refused.
-    """
-    from .core import checkpoint, evaluation
-    from .core.learned import LearnedLink
-    cfg, enc, dec = checkpoint.load(ckpt)
-    if channel == "rayleigh":
-        if cfg.mode != "complex":
-            raise UsageError(f"--channel rayleigh needs a complex-mode checkpoint, {ckpt} is {cfg.mode!r}")
-        if baselines:
-            raise UsageError("--baselines: the classical baselines assume AWGN; with --channel rayleigh "
-                             "only the learned link is evaluated")
-        baselines, ml_detector = [], "ml-rbf"
-    else:
-        ml_detector = "ml"
-    names = default_baselines(cfg) if baselines is None else baselines
-    links = [LearnedLink(enc, dec, "nn", name="learned, neural decoder"),
-             LearnedLink(enc, None, ml_detector, name="learned, ML detection")] + baseline_links(names, cfg)
-    curves = {}
-    for link in links:
-        curves[link.name] = evaluation.evaluate_bler(link, grid, min_errors=min_errors, max_blocks=max_blocks,
-                                                     seed=seed, progress=progress, channel=channel)
-    nn, ml = curves["learned, neural decoder"], curves["learned, ML detection"]
-    gaps = {"neural decoder vs ML on its constellation": evaluation.db_gap(nn, ml)}
-    for link in links[2:]:
-        gaps[f"neural decoder vs {link.name}"] = evaluation.db_gap(nn, curves[link.name])
-    return cfg, enc, curves, gaps
-
-
 def cmd_eval(args):
     import torch
-    from .core import plots
+    from .core import channels, kinds, plots, report
+    validate.integer("--min-errors", args.min_errors, 1)
+    validate.integer("--max-blocks", args.max_blocks, 1)
+    validate.integer("--seed", args.seed, 0)
+    validate.integer("--threads", args.threads, 1)
     torch.set_num_threads(args.threads)
     grid = parse_grid(args.ebn0_db)
     names = None
     if args.baselines != "auto":
         names = [b for b in args.baselines.split(",") if b]
-        unknown = sorted(set(names) - set(BASELINES))
+        unknown = sorted(set(names) - set(report.BASELINES))
         if unknown:
-            raise UsageError(f"--baselines: unknown {unknown}; choose from {', '.join(BASELINES)}")
-    cfg, enc, curves, gaps = evaluate_checkpoint(args.checkpoint, grid, baselines=names,
-                                                 min_errors=args.min_errors, max_blocks=args.max_blocks,
-                                                 seed=args.seed, progress=not args.quiet, channel=args.channel)
+            raise UsageError(f"--baselines: unknown {unknown}; choose from {', '.join(report.BASELINES)}")
+    if names and args.channel != "awgn":
+        raise UsageError(f"--baselines: the classical baselines assume AWGN; with --channel {args.channel} only "
+                         "the learned link is evaluated")
+    channel = channels.by_name(args.channel)
+    try:
+        cfg, enc, curves, gaps = report.evaluate_checkpoint(
+            args.checkpoint, grid, channel=channel, baselines=names, min_errors=args.min_errors,
+            max_blocks=args.max_blocks, seed=args.seed, progress_bar=not args.quiet)
+    except ValueError as e:
+        if str(e).startswith("baselines"):
+            raise UsageError(f"--{e}") from None
+        if str(e).startswith("mode must be"):
+            raise UsageError(f"--channel {args.channel}: {e}") from None
+        raise
     os.makedirs(args.out, exist_ok=True)
     out_json = os.path.join(args.out, "bler.json")
-    _write_json(out_json, {"checkpoint": args.checkpoint, "config": json.loads(cfg.to_json()),
-                           "channel": args.channel,
-                           "min_errors": args.min_errors, "max_blocks": args.max_blocks,
+    _write_json(out_json, {"checkpoint": args.checkpoint, "config": json.loads(kinds.config_json("autoencoder", cfg)),
+                           "channel": args.channel, "min_errors": args.min_errors, "max_blocks": args.max_blocks,
                            "curves": curves, "gaps_db": gaps})
+    channel_title = {"awgn": "AWGN", "rayleigh": "Rayleigh block fading", "phase": "random phase + AWGN"}
     plots.plot_bler(curves, os.path.join(args.out, "bler.png"),
-                    title=f"M={cfg.M}, n={cfg.n}, {cfg.mode} mode, "
-                          f"{'Rayleigh block fading' if args.channel == 'rayleigh' else 'AWGN'}",
+                    title=f"M={cfg.M}, n={cfg.n}, {cfg.mode} mode, {channel_title[args.channel]}",
                     baselines=[k for k in curves if not k.startswith("learned")])
-    print_table(curves)
+    print(report.format_table(curves))
     print(f"wrote {out_json} and bler.png in {args.out}")
     return 0
 
 
-def print_table(curves):
-    names = list(curves)
-    grid = [p["ebn0_db"] for p in curves[names[0]]]
-    width = max(len(n) for n in names)
-    print("Eb/N0 (dB)".ljust(width) + "".join(f"{e:>10g}" for e in grid))
-    for name in names:
-        print(name.ljust(width) + "".join(f"{p['bler']:>10.3g}" for p in curves[name]))
+# --- merge ------------------------------------------------------------------------
+
+def cmd_merge(args):
+    from .core import checkpoint
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out {args.out}: folder {folder} does not exist")
+    out, tx, rx = checkpoint.merge_files(args.transmitter, args.receiver, args.out)
+    print(f"wrote {out}: the encoder of {args.transmitter} ({tx.kind}) with the decoder of "
+          f"{args.receiver} ({rx.kind})")
+    return 0
 
 
 # --- export-table -----------------------------------------------------------------
@@ -273,7 +230,7 @@ def print_table(curves):
 def cmd_export_table(args):
     import numpy as np
     from .core import checkpoint
-    cfg, enc, _ = checkpoint.load(args.checkpoint, need=("encoder",))
+    cfg, enc = checkpoint.load_network(args.checkpoint, "encoder")
     table = enc.symbol_table()  # complex64 [M, n]
     flat = [complex(v) for v in table.reshape(-1)]
     if args.out:
@@ -288,6 +245,8 @@ def cmd_export_table(args):
 
 
 def build_parser():
+    from .core import channels, model_free, report, training
+    mf_defaults = model_free.ModelFreeParams()
     p = argparse.ArgumentParser(
         prog="gr_e2e", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Train and evaluate end-to-end learned links (autoencoders) for GNU Radio. "
@@ -300,8 +259,8 @@ def build_parser():
                    help="model-aware: backpropagate through the differentiable channel; model-free: "
                         "receiver by its true gradient, transmitter by policy gradient from fed-back "
                         "losses (Aoudia & Hoydis), never differentiating the channel; --steps counts batches")
-    t.add_argument("--M", type=_positive_int, default=16, help="number of messages (k = log2 M bits)")
-    t.add_argument("--n", type=_positive_int, default=7, help="channel uses per message")
+    t.add_argument("--M", type=_number, default=16, help="number of messages (k = log2 M bits)")
+    t.add_argument("--n", type=_number, default=7, help="channel uses per message")
     t.add_argument("--mode", choices=["complex", "real"], default="complex",
                    help="real: n real channel uses (imaginary parts zero), to compare with BPSK codes")
     t.add_argument("--normalization", choices=["energy", "average"], default="energy",
@@ -309,60 +268,74 @@ def build_parser():
     t.add_argument("--encoder-hidden", default="", help="encoder hidden widths, e.g. 16 (default: M)")
     t.add_argument("--decoder-hidden", default="", help="decoder hidden widths, e.g. 64,64 (default: M)")
     t.add_argument("--ebn0-db", default="7", help="training Eb/N0 in dB, or LO:HI drawn per example")
-    t.add_argument("--channel", choices=["awgn", "rayleigh"], default="awgn",
-                   help="training channel; rayleigh: block fading, one h ~ CN(0,1) per message "
-                        "(complex mode)")
+    t.add_argument("--channel", choices=channels.NAMES, default="awgn",
+                   help="training channel; rayleigh: block fading, one h ~ CN(0,1) per message; phase: a "
+                        "random carrier phase per message, then AWGN (both complex mode)")
     t.add_argument("--receiver-frontend", choices=["none", "transformer"], default="none",
                    help="transformer: the receiver estimates the block's channel gain and divides it "
                         "out before the decoder (radio transformer network, for --channel rayleigh)")
-    t.add_argument("--steps", type=_positive_int, default=3000, help="gradient steps")
-    t.add_argument("--batch-size", type=_positive_int, default=1000, help="messages per step")
-    t.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate at the start")
-    t.add_argument("--lr-schedule", choices=["cosine", "constant", "step"], default="cosine")
-    t.add_argument("--restarts", type=_positive_int, default=1,
+    t.add_argument("--steps", type=_number, default=3000, help="gradient steps (model-free: batches)")
+    t.add_argument("--batch-size", type=_number, default=mf_defaults.batch_size, help="messages per step")
+    t.add_argument("--lr", type=_number, default=None,
+                   help=f"Adam learning rate at the start (default: {training.DEFAULT_LR:g} model-aware, "
+                        f"{mf_defaults.lr:g} model-free)")
+    t.add_argument("--lr-schedule", choices=training.SCHEDULES, default=None,
+                   help=f"default: {training.DEFAULT_SCHEDULE} model-aware, {mf_defaults.lr_schedule} model-free")
+    t.add_argument("--restarts", type=_number, default=1,
                    help="train this many initialisations, keep the best on held-out messages")
-    t.add_argument("--decoder-finetune-steps", type=_nonnegative_int, default=0,
+    t.add_argument("--decoder-finetune-steps", type=_number, default=0,
                    help="receiver-only steps on the frozen constellation afterwards")
-    mf = t.add_argument_group("model-free training (--method model-free)")
-    mf.add_argument("--sigma2", type=float, default=0.05,
+    mf = t.add_argument_group("model-free training (--method model-free; defaults are the paper's)")
+    mf.add_argument("--sigma2", type=_number, default=mf_defaults.sigma2,
                     help="variance per channel use of the transmitter's exploration noise, in (0, 1)")
-    mf.add_argument("--rx-batches", type=_nonnegative_int, default=10, help="receiver batches per cycle (R)")
-    mf.add_argument("--tx-batches", type=_nonnegative_int, default=10, help="transmitter batches per cycle (T)")
-    mf.add_argument("--baseline", choices=["none", "mean"], default="none",
+    mf.add_argument("--rx-batches", type=_number, default=mf_defaults.rx_batches,
+                    help="receiver batches per cycle (R)")
+    mf.add_argument("--tx-batches", type=_number, default=mf_defaults.tx_batches,
+                    help="transmitter batches per cycle (T)")
+    mf.add_argument("--baseline", choices=model_free.BASELINES, default=mf_defaults.baseline,
                     help="mean: subtract the batch's mean loss (variance reduction); none: the paper's estimator")
-    mf.add_argument("--feedback-snr-db", type=float, default=None,
+    mf.add_argument("--feedback-snr-db", type=_number, default=None,
                     help="noise on the fed-back losses at SNRfb = E[l^2]/sigma_e^2 (default: noiseless)")
-    mf.add_argument("--feedback-bits", type=_nonnegative_int, default=0,
+    mf.add_argument("--feedback-bits", type=_number, default=0,
                     help="quantise fed-back losses to this many bits (0: no quantisation)")
-    mf.add_argument("--feedback-loss", type=float, default=0.0, help="probability a feedback message is lost")
-    t.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of every random stream")
-    t.add_argument("--threads", type=_positive_int, default=1,
-                   help="torch CPU threads")
+    mf.add_argument("--feedback-loss-prob", type=_number, default=0.0,
+                    help="probability a feedback message is lost")
+    t.add_argument("--seed", type=_number, default=0, help="seed of every random stream")
+    t.add_argument("--threads", type=_number, default=1, help="torch CPU threads")
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="Monte-Carlo BLER of a checkpoint against classical baselines",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    e.add_argument("--checkpoint", required=True, help=".safetensors checkpoint from gr_e2e train")
+    e.add_argument("--checkpoint", required=True, help="link .safetensors checkpoint (gr_e2e train or merge)")
     e.add_argument("--ebn0-db", default="0:8:1", help="Eb/N0 grid: START:STOP:STEP or a comma list")
-    e.add_argument("--min-errors", type=_positive_int, default=100, help="stop a point after this many block errors")
-    e.add_argument("--max-blocks", type=_positive_int, default=1_000_000,
-                   help="... or after this many blocks")
+    e.add_argument("--min-errors", type=_number, default=100, help="stop a point after this many block errors")
+    e.add_argument("--max-blocks", type=_number, default=1_000_000, help="... or after this many blocks")
     e.add_argument("--baselines", default="auto",
-                   help=f"comma list from {', '.join(BASELINES)}; auto picks by M, n and mode")
-    e.add_argument("--channel", choices=["awgn", "rayleigh"], default="awgn",
+                   help=f"comma list from {', '.join(report.BASELINES)}; auto picks by M, n and mode "
+                        "(none off AWGN)")
+    e.add_argument("--channel", choices=channels.NAMES, default="awgn",
                    help="rayleigh: block fading (one h ~ CN(0,1) per message, not told to the receiver); "
-                        "only the learned link is evaluated, by its neural decoder and by ML without "
-                        "channel knowledge on its constellation, no classical baselines")
-    e.add_argument("--seed", type=_nonnegative_int, default=0)
-    e.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads")
+                        "phase: a random phase per message, then AWGN. Off AWGN the classical baselines "
+                        "are not run; on rayleigh the learned constellation is also scored with ML "
+                        "detection without channel knowledge")
+    e.add_argument("--seed", type=_number, default=0)
+    e.add_argument("--threads", type=_number, default=1, help="torch CPU threads")
     e.add_argument("--out", required=True, help="output folder for bler.json and bler.png")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_eval)
 
+    m = sub.add_parser("merge", help="a link checkpoint from a transmitter's encoder and a receiver's decoder")
+    m.add_argument("--transmitter", required=True,
+                   help="checkpoint holding the encoder (model_free_tx's checkpoint_out, or a link)")
+    m.add_argument("--receiver", required=True,
+                   help="checkpoint holding the decoder (model_free_rx's checkpoint_out, or a link)")
+    m.add_argument("--out", required=True, help="link checkpoint to write")
+    m.set_defaults(func=cmd_merge)
+
     x = sub.add_parser("export-table", help="print or save the encoder's symbol table for chunks_to_symbols")
-    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--checkpoint", required=True, help="checkpoint holding an encoder")
     x.add_argument("--out", default="", help="file to write (.json or .npy); default: print")
     x.set_defaults(func=cmd_export_table)
     return p
