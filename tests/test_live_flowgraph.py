@@ -1,9 +1,10 @@
 """Live model-free training in the example flowgraph (examples/model_free_awgn_headless.grc).
 
 The flowgraph is compiled by grcc and run headless: training_source ->
-nn_encoder(training) -> delay(3) -> channel_model -> nn_decoder(training),
-the decoder's `loss` port wired back to the encoder. M=16, n=7, Eb/N0 4 dB,
-3000 batches of 500 messages, both ends lr 5e-3, blocking workers.
+model_free_tx -> noise source + add -> model_free_rx, the receiver's `loss`
+port wired back to the transmitter. M=16, n=7, Eb/N0 4 dB, 3000 batches of
+500 messages, both ends lr 5e-3, simulation (blocking) mode. Each end writes
+its role checkpoint; the trained link is their merge.
 
 Bars (each one can fail):
 - the receiver's running loss falls by a factor of 5 or more from its first
@@ -18,6 +19,8 @@ Bars (each one can fail):
 """
 import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -26,7 +29,9 @@ import pytest
 import torch
 
 from gnuradio.e2e import grc_runner
-from gnuradio.e2e.core import channels, checkpoint, config, evaluation, learned, model_free, models, prng, theory
+from gnuradio.e2e.core import channels, checkpoint, config, evaluation, learned, model_free, models, prng, snr, theory
+
+pytestmark = pytest.mark.slow  # live training in the example flowgraph, to a quality bar
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EBN0_DB = 4.0
@@ -43,38 +48,45 @@ def flowgraph(tmp_path_factory):
 def fresh_checkpoint(tmp_path_factory):
     cfg = config.LinkConfig(M=16, n=7, mode="complex")
     path = tmp_path_factory.mktemp("start") / "fresh.safetensors"
-    checkpoint.save(path, cfg, *models.build(cfg, seed=0))
+    checkpoint.save_link(path, cfg, *models.build(cfg, seed=0))
     return str(path)
 
 
+def outputs(folder, name):
+    """Where a run writes: its transmitter, receiver and merged link checkpoints."""
+    return {k: str(folder / f"{name}_{k}.safetensors") for k in ("tx", "rx", "link")}
+
+
 def make(flowgraph, start, out, num_batches, **kwargs):
-    tb = flowgraph(checkpoint=start, checkpoint_out=out, ebn0_db=EBN0_DB, num_batches=num_batches,
-                   batch_size=BATCH_SIZE, lr=LR, seed=kwargs.pop("seed", 0), **kwargs)
+    tb = flowgraph(checkpoint=start, tx_out=out["tx"], rx_out=out["rx"], link_out=out["link"], ebn0_db=EBN0_DB,
+                   num_batches=num_batches, batch_size=BATCH_SIZE, lr=LR, seed=kwargs.pop("seed", 0), **kwargs)
     # The example prints every metrics dict; the tests read them from the block instead.
-    tb.msg_disconnect((tb.e2e_nn_decoder_0, "metrics"), (tb.blocks_message_debug_0, "print"))
+    tb.msg_disconnect((tb.e2e_model_free_rx_0, "metrics"), (tb.blocks_message_debug_0, "print"))
     return tb
 
 
 def run(flowgraph, start, out, num_batches, **kwargs):
+    """Run to the end and merge the two role files into out['link'] (what the script's main() does)."""
     tb = make(flowgraph, start, out, num_batches, **kwargs)
     t0 = time.perf_counter()
     tb.run()
     elapsed = time.perf_counter() - t0
+    checkpoint.merge_files(out["tx"], out["rx"], out["link"])
     return tb, elapsed
 
 
 def link_cross_entropy(path, n_messages=20000, seed=99):
     """Mean per-example cross-entropy of a checkpoint's link at EBN0_DB (core code, fresh noise)."""
-    _, enc, dec = checkpoint.load(path)
+    _, enc, dec = checkpoint.load_link(path)
     m = torch.from_numpy(prng.numpy_rng(seed, prng.EVAL, 0).integers(0, 16, n_messages))
     gen = prng.torch_generator(seed, prng.EVAL, 1)
     with torch.no_grad():
-        y = channels.AWGN(EBN0_DB, 16, 7, "complex", generator=gen)(enc(m))
+        y = channels.through(channels.AWGN(), enc(m), snr.n0_from_ebn0_db(EBN0_DB, 16, 7), gen)
     return float(model_free.per_example_losses(dec, y, m).mean())
 
 
 def bler_upper_999(path, seed=5):
-    _, enc, dec = checkpoint.load(path)
+    _, enc, dec = checkpoint.load_link(path)
     point = evaluation.evaluate_bler(learned.LearnedLink(enc, dec), [EBN0_DB], min_errors=10 ** 9,
                                      max_blocks=200_000, seed=seed)[0]
     return point["bler"], theory.wilson_interval(point["block_errors"], point["blocks"], 0.999)[1]
@@ -82,17 +94,18 @@ def bler_upper_999(path, seed=5):
 
 @pytest.fixture(scope="module")
 def trained(flowgraph, fresh_checkpoint, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("trained") / "link.safetensors")
+    out = outputs(tmp_path_factory.mktemp("trained"), "trained")
     tb, elapsed = run(flowgraph, fresh_checkpoint, out, BATCHES)
-    return dict(tb=tb, out=out, elapsed=elapsed, enc=tb.e2e_nn_encoder_0.training_counters(),
-                dec=tb.e2e_nn_decoder_0.training_metrics(), history=tb.e2e_nn_decoder_0.metrics_history())
+    return dict(tb=tb, out=out["link"], elapsed=elapsed, enc=tb.e2e_model_free_tx_0.training_counters(),
+                dec=tb.e2e_model_free_rx_0.training_counters(), history=tb.e2e_model_free_rx_0.metrics_history())
 
 
 @pytest.mark.timeout(120)
 def test_live_link_learns(trained, fresh_checkpoint):
     enc, dec, history = trained["enc"], trained["dec"], trained["history"]
-    # Every batch but the last (kept inside channel_model at the end) reached the decoder.
-    assert dec["batches"] == BATCHES - 1 and dec["receiver_steps"] == BATCHES // 2
+    # Every batch reached the receiver, framed by its tag.
+    assert dec["batches"] == BATCHES and dec["receiver_steps"] == BATCHES // 2
+    assert dec["truncated_batches"] == dec["unframed_samples"] == dec["partial_batch_samples"] == 0
     assert dec["dropped_batches"] == 0 and dec["lost_feedback"] == 0
     assert enc["batches"] == BATCHES
     # Losses of the last few transmitter batches may arrive after the encoder has finished.
@@ -117,11 +130,11 @@ def test_live_link_learns(trained, fresh_checkpoint):
 @pytest.mark.timeout(120)
 def test_live_vs_offline_trainer_speed(trained, fresh_checkpoint):
     """The flowgraph's overhead against core.model_free.train_model_free, same batches, same run."""
-    _, enc, dec = checkpoint.load(fresh_checkpoint)
+    _, enc, dec = checkpoint.load_link(fresh_checkpoint)
     batches = 1000
     t0 = time.perf_counter()
-    model_free.train_model_free(enc, dec, channels.AWGN(EBN0_DB, 16, 7, "complex"), batches=batches,
-                                batch_size=BATCH_SIZE, lr_rx=LR, lr_tx=LR, seed=0)
+    model_free.train_model_free(enc, dec, channels.AWGN(), EBN0_DB,
+                                model_free.ModelFreeParams(batch_size=BATCH_SIZE, lr=LR), batches=batches)
     offline = batches / (time.perf_counter() - t0)
     live = BATCHES / trained["elapsed"]
     print(f"\nbatches/s: live flowgraph {live:.0f}, offline trainer {offline:.0f}, "
@@ -132,9 +145,9 @@ def test_live_vs_offline_trainer_speed(trained, fresh_checkpoint):
 
 @pytest.mark.timeout(120)
 def test_lost_and_malformed_loss_messages(flowgraph, fresh_checkpoint, tmp_path):
-    out = str(tmp_path / "link.safetensors")
+    out = outputs(tmp_path, "lossy")
     tb = make(flowgraph, fresh_checkpoint, out, BATCHES, feedback_loss_prob=0.3)
-    enc, dec = tb.e2e_nn_encoder_0, tb.e2e_nn_decoder_0
+    tx, rx = tb.e2e_model_free_tx_0, tb.e2e_model_free_rx_0
     loss_port = pmt.intern("loss")
     f32 = pmt.init_f32vector(BATCH_SIZE, np.ones(BATCH_SIZE, np.float32))
 
@@ -152,30 +165,23 @@ def test_lost_and_malformed_loss_messages(flowgraph, fresh_checkpoint, tmp_path)
                  pmt.cons(pmt.intern("batch_index"), f32)]
     unknown = [entry(batch_index=pmt.from_long(10 ** 9), losses=f32),           # never sent
                entry(batch_index=pmt.from_long(0), losses=f32)]                  # a receiver batch
-    tb.start()
-    try:
-        deadline = time.monotonic() + 60
-        while dec.training_metrics()["batches"] < BATCHES // 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert dec.training_metrics()["batches"] < BATCHES - 100, "the run ended before the junk was posted"
-        for msg in malformed + unknown:
-            enc.to_basic_block()._post(loss_port, msg)
-        tb.wait()
-    finally:
-        tb.stop()
-        tb.wait()
-    c, m = enc.training_counters(), dec.training_metrics()
-    assert m["batches"] == BATCHES - 1  # the run went on to the end
+    # Queued before the run: the transmitter handles them before its first work() call.
+    for msg in malformed + unknown:
+        tx._post(loss_port, msg)
+    tb.run()
+    checkpoint.merge_files(out["tx"], out["rx"], out["link"])
+    c, m = tx.training_counters(), rx.training_counters()
+    assert m["batches"] == BATCHES  # the run went on to the end
     assert c["malformed_loss_messages"] == len(malformed)
     assert c["unknown_losses"] == len(unknown)
     # 1500 transmitter batches, each loss message lost with p = 0.3: 450 +- 58 (99.9%).
-    tx = BATCHES // 2
-    assert abs(m["lost_feedback"] - 0.3 * tx) < 3.3 * np.sqrt(tx * 0.3 * 0.7), m
-    assert m["lost_feedback"] + m["loss_messages"] == tx - 1  # the last batch stays in channel_model
+    tx_batches = BATCHES // 2
+    assert abs(m["lost_feedback"] - 0.3 * tx_batches) < 3.3 * np.sqrt(tx_batches * 0.3 * 0.7), m
+    assert m["lost_feedback"] + m["loss_messages"] == tx_batches
     assert m["loss_messages"] - 30 <= c["transmitter_steps"] <= m["loss_messages"]
-    # Losses that never came leave their batches to expire from the encoder's store.
-    assert c["expired_batches"] >= m["lost_feedback"] - 40
-    bler, upper = bler_upper_999(out)
+    # Losses that never came leave their batches to expire from the transmitter's store of 32.
+    assert c["expired_batches"] >= m["lost_feedback"] - 32
+    bler, upper = bler_upper_999(out["link"])
     assert upper < theory.uncoded_bpsk_bler(EBN0_DB, 4), (bler, upper)
 
 
@@ -184,10 +190,46 @@ def test_resume_from_checkpoint_out(flowgraph, fresh_checkpoint, trained, tmp_pa
     """A run starting from the trained checkpoint starts where the first one ended."""
     meta = checkpoint.read_metadata(trained["out"])
     assert json.loads(meta[checkpoint.CONFIG_KEY])["M"] == 16
+    assert int(meta["receiver.receiver_steps"]) == BATCHES // 2  # the merged link says what trained it
     first = {}
     for name, start in (("fresh", fresh_checkpoint), ("resumed", trained["out"])):
-        tb, _ = run(flowgraph, start, str(tmp_path / f"{name}.safetensors"), 100, seed=1)
-        first[name] = tb.e2e_nn_decoder_0.metrics_history()[0]["loss"]
+        tb, _ = run(flowgraph, start, outputs(tmp_path, name), 100, seed=1)
+        first[name] = tb.e2e_model_free_rx_0.metrics_history()[0]["loss"]
     assert first["resumed"] < first["fresh"] / 5, first
     # The resumed run's first losses are about where the first run's ended.
     assert first["resumed"] < 3 * trained["history"][-1]["loss"], first
+
+
+@pytest.mark.timeout(120)
+def test_gui_flowgraph_runs_offscreen(tmp_path, tiny_link):
+    subprocess.run(["grcc", "-o", str(tmp_path), os.path.join(ROOT, "examples", "model_free_awgn.grc")],
+                   check=True, capture_output=True, timeout=100)
+    path = str(tmp_path / "model_free_awgn.py")
+    out = outputs(tmp_path, "gui")
+    driver = f"""
+import importlib.util, json, sys, time
+from PyQt5 import Qt
+app = Qt.QApplication(sys.argv)
+spec = importlib.util.spec_from_file_location("model_free_awgn", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+tb = module.model_free_awgn(checkpoint={tiny_link.path!r}, tx_out={out["tx"]!r}, rx_out={out["rx"]!r},
+                            link_out={out["link"]!r}, num_batches=200, rate=1e7)
+tb.start()
+tb.wait()
+t0 = time.time()
+while tb.rx_metrics.get("receiver_steps", 0) < 50 and time.time() - t0 < 10:
+    app.processEvents()
+    time.sleep(0.05)
+print("RESULT " + json.dumps({{"metrics": tb.e2e_model_free_rx_0.training_counters(), "probe": tb.rx_metrics}}))
+tb.stop()
+tb.wait()
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, env=env, timeout=100)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0].replace("NaN", "null"))
+    assert result["metrics"]["batches"] == 200 and result["metrics"]["receiver_steps"] == 100
+    assert result["probe"].get("receiver_steps", 0) >= 50  # the GUI's probe saw the receiver's counters
+    assert result["metrics"]["bler"] < 0.2  # started from the trained tiny link
+    assert checkpoint.load(out["rx"]).kind == "receiver"  # written at stop

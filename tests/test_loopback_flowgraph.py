@@ -1,16 +1,18 @@
 """The example loopback flowgraphs, compiled by grcc and run headless.
 
 The BLER the headless flowgraph measures is compared with the core evaluator
-(evaluation.evaluate_bler on LearnedLink) at the same Eb/N0. A plain
-two-proportion test would be wrong here: channel_model's noise is drawn from
-a fixed pool of 16384 Gaussian samples (fastnoise_source_c), so one run's
-BLER also carries that pool's draw. Measured with this link at 3 dB over
-12 noise seeds x 200000 messages: between-run std 8.2e-4 against a binomial
-3.8e-4. So the flowgraph runs K times with independent seeds (new messages,
-new noise pool) and the test is Welch's t-test of the K run BLERs against
-the evaluator's estimate, whose own binomial variance is added: the
-two-proportion test with the flowgraph's variance measured rather than
-assumed. Confidence 99.9%, two-sided.
+(evaluation.evaluate_bler on LearnedLink) at the same Eb/N0. The flowgraph
+runs K times with independent seeds (new messages, new noise) and the test
+is Welch's t-test of the K run BLERs against the evaluator's estimate, whose
+own binomial variance is added: a two-proportion test with the flowgraph's
+variance measured rather than assumed (a flowgraph whose noise repeated, as
+channel_model's fixed pool of 16384 samples does, would show it here).
+Confidence 99.9%, two-sided.
+
+Message counts are chosen with 7 * count a multiple of 4: GNU Radio's
+add_cc drops the trailing samples of a finite stream that do not fill its
+4-sample alignment (tests/test_noise_blocks.py), which would leave the last
+message undecided.
 """
 import json
 import os
@@ -22,6 +24,8 @@ import pytest
 
 from gnuradio.e2e import grc_runner
 from gnuradio.e2e.core import evaluation, learned, theory
+
+pytestmark = pytest.mark.slow  # example flowgraphs compiled by grcc and run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EBN0_DB = 3.0  # the tiny link's BLER is about 3e-2 here
@@ -48,11 +52,10 @@ def run(top_block_cls, **kwargs):
 
 @pytest.mark.timeout(120)
 def test_high_snr_is_error_free(headless, tiny_link):
-    """Catches misaligned message boundaries (BLER ~0.9 without the delay block)."""
+    """Catches misaligned message boundaries (a lost sample makes BLER ~0.9)."""
     num = 20000
     counter = run(headless, checkpoint=tiny_link.path, ebn0_db=20.0, num_messages=num, seed=1)
-    # channel_model keeps the last 5-12 samples of a finite run: 1 or 2 messages.
-    assert num - 2 <= counter.blocks() <= num
+    assert counter.blocks() == num  # no sample lost between the blocks
     assert counter.errors() == 0
     assert counter.bits() == 4 * counter.blocks()  # log2(16) bits per message counted
 
@@ -63,7 +66,7 @@ def test_bler_agrees_with_core_evaluator(headless, tiny_link):
     blers = []
     for i in range(RUNS):
         counter = run(headless, checkpoint=tiny_link.path, ebn0_db=EBN0_DB, num_messages=num, seed=10 * i)
-        assert counter.blocks() >= num - 2
+        assert counter.blocks() == num
         blers.append(counter.bler())
     blers = np.array(blers)
     point = evaluation.evaluate_bler(learned.LearnedLink(tiny_link.encoder, tiny_link.decoder), [EBN0_DB],
@@ -98,5 +101,5 @@ tb.wait()
     proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, env=env, timeout=150)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
-    assert num - 2 <= result["blocks"] <= num
+    assert result["blocks"] == num
     assert result["bler"] < 0.1
