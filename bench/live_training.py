@@ -2,10 +2,10 @@
 """Live model-free training in the flowgraph against the offline trainer, same run.
 
   live:     examples/model_free_awgn_headless.grc (compiled by grcc):
-            training_source -> nn_encoder(training) -> delay(3) -> channel_model
-            -> nn_decoder(training), loss port back to the encoder, blocking workers
+            training_source -> model_free_tx -> noise -> model_free_rx, loss port
+            back to the transmitter, simulation (blocking) mode
   offline:  core.model_free.train_model_free over core.channels.AWGN, the
-            same schedule, batch size, learning rates and starting weights
+            same recipe (ModelFreeParams), batch size and starting weights
 
 Both train from the same freshly initialised (M, n) link for the same number
 of batches. Printed: batches/s of each and the flowgraph's overhead ratio
@@ -54,25 +54,24 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = config.LinkConfig(M=a.M, n=a.n, mode="complex")
+    params = model_free.ModelFreeParams(batch_size=a.batch_size, lr=a.lr, seed=a.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        start = os.path.join(tmp, "start.safetensors")
-        out = os.path.join(tmp, "live.safetensors")
-        checkpoint.save(start, cfg, *models.build(cfg, seed=a.seed))
+        paths = {k: os.path.join(tmp, f"{k}.safetensors") for k in ("start", "tx", "rx", "link")}
+        checkpoint.save_link(paths["start"], cfg, *models.build(cfg, seed=a.seed))
         top = grc_runner.compile_and_load(os.path.join(ROOT, "examples", "model_free_awgn_headless.grc"), tmp)
-        tb = top(checkpoint=start, checkpoint_out=out, ebn0_db=a.ebn0_db, num_batches=a.batches,
-                 batch_size=a.batch_size, lr=a.lr, seed=a.seed, M=a.M, n=a.n)
-        tb.msg_disconnect((tb.e2e_nn_decoder_0, "metrics"), (tb.blocks_message_debug_0, "print"))
+        tb = top(checkpoint=paths["start"], tx_out=paths["tx"], rx_out=paths["rx"], link_out=paths["link"],
+                 ebn0_db=a.ebn0_db, num_batches=a.batches, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                 M=a.M, n=a.n)
+        tb.msg_disconnect((tb.e2e_model_free_rx_0, "metrics"), (tb.blocks_message_debug_0, "print"))
         t0 = time.perf_counter()
         tb.run()
         live_s = time.perf_counter() - t0
-        _, enc, dec = checkpoint.load(out)
+        _, enc, dec = checkpoint.load_link(checkpoint.merge_files(paths["tx"], paths["rx"], paths["link"])[0])
         live_bler, live_ci = bler(enc, dec, a.ebn0_db, a.eval_blocks)
 
-        _, enc, dec = checkpoint.load(start)
+        _, enc, dec = checkpoint.load_link(paths["start"])
         t0 = time.perf_counter()
-        model_free.train_model_free(enc, dec, channels.AWGN(a.ebn0_db, a.M, a.n, "complex"),
-                                    batches=a.batches, batch_size=a.batch_size, lr_rx=a.lr, lr_tx=a.lr,
-                                    seed=a.seed)
+        model_free.train_model_free(enc, dec, channels.AWGN(), a.ebn0_db, params, batches=a.batches)
         offline_s = time.perf_counter() - t0
         offline_bler, offline_ci = bler(enc, dec, a.ebn0_db, a.eval_blocks)
     result = {
@@ -82,7 +81,7 @@ def main(argv=None):
         "overhead_ratio": live_s / offline_s,
         "live_bler": live_bler, "live_bler_ci95": live_ci,
         "offline_bler": offline_bler, "offline_bler_ci95": offline_ci,
-        "transmitter_steps": tb.e2e_nn_encoder_0.training_counters()["transmitter_steps"],
+        "transmitter_steps": tb.e2e_model_free_tx_0.training_counters()["transmitter_steps"],
         "quick_config_bar": bool(live_bler < a.target and live_s < a.budget_s),
     }
     print(f"live flowgraph: {result['live_batches_per_s']:.0f} batches/s ({live_s:.1f} s), "

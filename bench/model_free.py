@@ -13,14 +13,15 @@ Experiments (pick with --only; all write bench/out/model_free_*.json and .png):
             end: model-aware vs model-free.
   live      the same AWGN comparison with the model-free link trained LIVE,
             in examples/model_free_awgn_headless.grc (training_source ->
-            nn_encoder -> channel_model -> nn_decoder, losses on the message
-            port, worker threads), with the offline recipe.
+            model_free_tx -> noise -> model_free_rx, losses on the message
+            port, batches framed by their tags), with the offline recipe.
 
 SNR is Es/N0 (DESIGN.md); the Eb/N0 the core uses is SNR - 10 log10(R).
 Sizes: --scale multiplies every training length (1.0 is the full benchmark,
 tens of minutes on 2 cores; the tests run the same code at a tiny scale).
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ import time
 
 import torch
 
-from gnuradio.e2e.core import channels, config, evaluation, model_free, models, plots, prng, snr, training
+from gnuradio.e2e.core import channels, checkpoint, config, evaluation, model_free, models, plots, snr, training
 from gnuradio.e2e.core.baselines import uncoded_link
 from gnuradio.e2e.core.learned import LearnedLink
 
@@ -39,8 +40,9 @@ SNR_GRID = [6.0, 8.0, 10.0, 12.0]
 # Model-free recipe (chosen by measurement, see README): a wider exploration
 # noise than the paper's small sigma2 and the mean-loss baseline give usable
 # gradient estimates from 1000-message batches; cosine decay for both ends.
-MODEL_FREE = dict(batch_size=1000, sigma2=0.1, lr_rx=5e-3, lr_tx=5e-3, lr_schedule="cosine",
-                  baseline="mean", batches=20000)
+MODEL_FREE = model_free.ModelFreeParams(batch_size=1000, sigma2=0.1, lr=5e-3, lr_schedule="cosine",
+                                        baseline="mean")
+MODEL_FREE_BATCHES = 20000
 MODEL_AWARE = dict(batch_size=1000, lr=5e-3, lr_schedule="cosine", steps=10000)
 # The feedback sweep compares each SNRfb with clean feedback under the same
 # budget, so a shorter run per point keeps seven points affordable.
@@ -51,9 +53,8 @@ def ebn0(snr_db):
     return snr.snr_db_to_ebn0_db(snr_db, M, N)
 
 
-def channel_for(kind, gen=None):
-    cls = channels.RayleighBlockFading if kind == "rbf" else channels.AWGN
-    return cls(ebn0(TRAIN_SNR_DB), M, N, "complex", generator=gen)
+def channel_for(kind):
+    return channels.RayleighBlockFading() if kind == "rbf" else channels.AWGN()
 
 
 def link_config(kind):
@@ -65,29 +66,26 @@ def link_config(kind):
 def train_aware(kind, scale, seed):
     enc, dec = models.build(link_config(kind), seed=seed)
     t0 = time.time()
-    training.train_model_aware(enc, dec, channel_for(kind, prng.torch_generator(seed, prng.NOISE, 1)),
+    training.train_model_aware(enc, dec, channel_for(kind), ebn0(TRAIN_SNR_DB),
                                steps=max(20, int(MODEL_AWARE["steps"] * scale)),
                                batch_size=MODEL_AWARE["batch_size"], lr=MODEL_AWARE["lr"],
-                               lr_schedule=MODEL_AWARE["lr_schedule"], seed=seed, progress=True)
+                               lr_schedule=MODEL_AWARE["lr_schedule"], seed=seed, progress_bar=True)
     return enc, dec, time.time() - t0
 
 
 def train_free(kind, scale, seed, feedback=None, batches=None):
     enc, dec = models.build(link_config(kind), seed=seed)
-    r = dict(MODEL_FREE)
-    batches = max(40, int((batches or r["batches"]) * scale))
-    r.pop("batches")
+    batches = max(40, int((batches or MODEL_FREE_BATCHES) * scale))
     t0 = time.time()
-    model_free.train_model_free(enc, dec, channel_for(kind, prng.torch_generator(seed, prng.NOISE, 2)),
-                                batches=batches, feedback=feedback, seed=seed, progress=True, **r)
+    model_free.train_model_free(enc, dec, channel_for(kind), ebn0(TRAIN_SNR_DB),
+                                dataclasses.replace(MODEL_FREE, seed=seed), batches=batches, feedback=feedback,
+                                progress_bar=True)
     return enc, dec, time.time() - t0
 
 
 def bler_curve(enc, dec, kind, grid, min_errors, max_blocks, seed=0):
-    link = LearnedLink(enc, dec)
-    channel = "rayleigh" if kind == "rbf" else "awgn"
-    points = evaluation.evaluate_bler(link, [ebn0(s) for s in grid], min_errors=min_errors,
-                                      max_blocks=max_blocks, seed=seed, channel=channel)
+    points = evaluation.evaluate_bler(LearnedLink(enc, dec), [ebn0(s) for s in grid], channel=channel_for(kind),
+                                      min_errors=min_errors, max_blocks=max_blocks, seed=seed)
     for p, s in zip(points, grid):
         p["snr_db"] = s
     return points
@@ -105,7 +103,7 @@ def compare(kind, args):
         curves["uncoded QPSK (8 bits, 4 uses)"] = qpsk
     gaps = evaluation.db_gap(curves["model-free"], curves["model-aware"])
     result = {"experiment": kind, "M": M, "n": N, "train_snr_db": TRAIN_SNR_DB, "snr_grid_db": grid,
-              "scale": args.scale, "model_free_recipe": MODEL_FREE, "model_aware_recipe": MODEL_AWARE,
+              "scale": args.scale, "model_free_recipe": recipe(), "model_aware_recipe": MODEL_AWARE,
               "train_seconds": {"model-aware": ma[2], "model-free": mf[2]}, "curves": curves,
               "gap_db_model_free_vs_aware": gaps,
               "max_gap_db": evaluation.max_gap_db(curves["model-free"], curves["model-aware"])}
@@ -116,30 +114,32 @@ def compare(kind, args):
     return result
 
 
+def recipe():
+    return {**dataclasses.asdict(MODEL_FREE), "batches": MODEL_FREE_BATCHES}
+
+
 def train_live(scale, seed, out_dir):
     """The model-free link trained by the live flowgraph; returns (encoder, decoder, seconds, counters)."""
     from gnuradio.e2e import grc_runner
-    from gnuradio.e2e.core import checkpoint
     cfg = link_config("awgn")
-    start = os.path.join(out_dir, "live_start.safetensors")
-    trained = os.path.join(out_dir, "live_trained.safetensors")
-    checkpoint.save(start, cfg, *models.build(cfg, seed=seed))
+    paths = {k: os.path.join(out_dir, f"live_{k}.safetensors") for k in ("start", "tx", "rx", "link")}
+    checkpoint.save_link(paths["start"], cfg, *models.build(cfg, seed=seed))
     r = MODEL_FREE
-    batches = max(40, int(r["batches"] * scale))
+    batches = max(40, int(MODEL_FREE_BATCHES * scale))
     top = grc_runner.compile_and_load(os.path.join(ROOT, "examples", "model_free_awgn_headless.grc"),
                                       os.path.join(out_dir, "flowgraphs"))
     # Each end takes half the batches as its steps (R = T = 10): the schedule's horizon.
-    tb = top(checkpoint=start, checkpoint_out=trained, ebn0_db=ebn0(TRAIN_SNR_DB), num_batches=batches,
-             batch_size=r["batch_size"], seed=seed, sigma2=r["sigma2"], baseline=r["baseline"],
-             lr_schedule=r["lr_schedule"], schedule_steps=batches // 2, lr=r["lr_tx"], M=M, n=N,
+    tb = top(checkpoint=paths["start"], tx_out=paths["tx"], rx_out=paths["rx"], link_out=paths["link"],
+             ebn0_db=ebn0(TRAIN_SNR_DB), num_batches=batches, batch_size=r.batch_size, seed=seed, sigma2=r.sigma2,
+             baseline=r.baseline, lr_schedule=r.lr_schedule, schedule_steps=batches // 2, lr=r.lr, M=M, n=N,
              save_every=0)
-    tb.msg_disconnect((tb.e2e_nn_decoder_0, "metrics"), (tb.blocks_message_debug_0, "print"))
+    tb.msg_disconnect((tb.e2e_model_free_rx_0, "metrics"), (tb.blocks_message_debug_0, "print"))
     t0 = time.time()
     tb.run()
     seconds = time.time() - t0
-    counters = {"encoder": tb.e2e_nn_encoder_0.training_counters(),
-                "decoder": tb.e2e_nn_decoder_0.training_counters()}
-    _, enc, dec = checkpoint.load(trained)
+    counters = {"transmitter": tb.e2e_model_free_tx_0.training_counters(),
+                "receiver": tb.e2e_model_free_rx_0.training_counters()}
+    _, enc, dec = checkpoint.load_link(checkpoint.merge_files(paths["tx"], paths["rx"], paths["link"])[0])
     return enc, dec, seconds, counters
 
 
@@ -154,7 +154,7 @@ def compare_live(args):
                   max_blocks=args.max_blocks)}
     live = curves["model-free, live flowgraph"]
     result = {"experiment": "live", "M": M, "n": N, "train_snr_db": TRAIN_SNR_DB, "snr_grid_db": grid,
-              "scale": args.scale, "model_free_recipe": MODEL_FREE, "model_aware_recipe": MODEL_AWARE,
+              "scale": args.scale, "model_free_recipe": recipe(), "model_aware_recipe": MODEL_AWARE,
               "train_seconds": {"model-aware": ma[2], "model-free, live flowgraph": secs},
               "live_counters": counters, "curves": curves,
               "gap_db_model_free_vs_aware": evaluation.db_gap(live, curves["model-aware"]),
@@ -178,7 +178,7 @@ def feedback_sweep(args):
               f"[{p['bler_ci95'][0]:.3g}, {p['bler_ci95'][1]:.3g}]", flush=True)
     _plot_feedback(rows, os.path.join(args.out, "model_free_feedback.png"))
     return {"experiment": "feedback", "train_snr_db": TRAIN_SNR_DB, "scale": args.scale,
-            "batches": FEEDBACK_SWEEP_BATCHES, "model_free_recipe": MODEL_FREE, "rows": rows}
+            "batches": FEEDBACK_SWEEP_BATCHES, "model_free_recipe": recipe(), "rows": rows}
 
 
 def _plot_feedback(rows, path):

@@ -23,7 +23,7 @@ from gnuradio import blocks, digital, gr
 
 from gnuradio import e2e
 from gnuradio.e2e.core import checkpoint
-from gnuradio.e2e.core.models import complex_to_real
+from gnuradio.e2e.core.models import decide, received_tensor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from throughput import train_quick  # noqa: E402  (bench/ is not a package)
@@ -71,12 +71,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     ckpt = args.checkpoint or train_quick(os.path.join(tempfile.mkdtemp(), "link.safetensors"), (16,))
-    cfg, enc, dec = checkpoint.load(ckpt)
+    cfg, enc, dec = checkpoint.load_link(ckpt)
     n, msgs = cfg.n, int(args.messages)
     table = enc.symbol_table().reshape(-1).tolist()
 
     print(f"decoder {cfg.decoder_hidden}, M={cfg.M}, n={n}")
-    print("1. network alone (complex -> real, forward, max):")
+    print("1. network alone (complex -> real, forward, decide):")
     rng = np.random.default_rng(0)
     for k in (512, 1024, 4096, 16384):
         y = (rng.standard_normal((k, n)) + 1j * rng.standard_normal((k, n))).astype(np.complex64)
@@ -84,7 +84,7 @@ def main(argv=None):
         with torch.inference_mode():
             t0 = time.perf_counter()
             for _ in range(reps):
-                dec(torch.from_numpy(complex_to_real(y))).max(dim=1).indices.numpy()
+                decide(dec(received_tensor(y))).numpy()
             dt = (time.perf_counter() - t0) / reps
         print(f"   batch {k:6d}: {dt * 1e6:8.0f} us per batch, {k * n / dt / 1e6:6.1f} Msym/s")
 

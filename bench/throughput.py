@@ -33,13 +33,12 @@ from gnuradio.e2e.core.config import LinkConfig
 
 def train_quick(path, decoder_hidden):
     cfg = LinkConfig(M=16, n=7, mode="complex", decoder_hidden=decoder_hidden)
-    enc, dec, _ = training.fit_link(cfg, lambda g: channels.AWGN((0.0, 8.0), 16, 7, generator=g),
-                                    steps=500, batch_size=1000)
-    return checkpoint.save(path, cfg, enc, dec)
+    enc, dec, _ = training.fit_link(cfg, channels.AWGN(), (0.0, 8.0), steps=500, batch_size=1000)
+    return checkpoint.save_link(path, cfg, enc, dec)
 
 
 def learned_chain(ckpt, messages, buffer_items, batch_messages):
-    cfg, enc, _ = checkpoint.load(ckpt, need=("encoder",))
+    cfg, enc = checkpoint.load_network(ckpt, "encoder")
     tb = gr.top_block()
     src = blocks.vector_source_b(messages.tolist(), True)
     head = blocks.head(gr.sizeof_char, len(messages))
@@ -94,7 +93,7 @@ def main(argv=None):
     stock_syms = rng.integers(0, 4, 1 << 16).astype(np.uint8)
     results = []
     for ckpt in ckpts:
-        cfg = checkpoint.load(ckpt, need=("encoder",))[0]
+        cfg = checkpoint.load_network(ckpt, "encoder")[0]
         messages = rng.integers(0, cfg.M, 1 << 16).astype(np.uint8)
         for batch in args.batch or [1, 4096, 16384]:
             # Whole batches only, so a batch > 1 decodes every message of the run.

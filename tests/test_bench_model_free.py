@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs every benchmark experiment
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

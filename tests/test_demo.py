@@ -1,9 +1,11 @@
 """The main job (apps/demo.py) end to end at a small size.
 
 Training is cut to a few percent of its steps and the Monte-Carlo budget to
-a few thousand blocks, so the quality bars are not expected to hold here
-(make demo measures them); what must hold is that every stage runs and
-writes what it promises.
+a few thousand blocks, so the link-quality bars need not hold here (make
+demo measures them). What must hold: every stage runs and writes what it
+promises, the exit status says whether every bar passed, and the bar that
+does not depend on training, the flowgraph counting the same BLER as the
+offline evaluator, passes.
 """
 import json
 import os
@@ -11,6 +13,8 @@ import subprocess
 import sys
 
 import pytest
+
+pytestmark = pytest.mark.slow  # runs the main job
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,8 +26,7 @@ def test_demo_runs_and_writes_results(tmp_path):
         [sys.executable, os.path.join(ROOT, "apps", "demo.py"), "--out", str(out), "--scale", "0.02",
          "--min-errors", "20", "--max-blocks", "20000", "--loopback-messages", "5000", "--loopback-runs", "3"],
         capture_output=True, text=True, timeout=280)
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: bars not met at this size, by design
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     for mode in ("real", "complex"):
         for name in ("checkpoint.safetensors", "loss.png", "constellation.png", "bler.json", "bler.png"):
             assert (out / mode / name).stat().st_size > 0, f"{mode}/{name} missing"
@@ -35,5 +38,9 @@ def test_demo_runs_and_writes_results(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     bars = summary["quality_bars"]
     assert len(bars) == 5 and all(isinstance(b["pass"], bool) for b in bars)
-    assert len(bars[-1]["flowgraph"]["runs"]) == 3
-    assert "quality bars (issue 2)" in proc.stdout
+    assert proc.returncode == (0 if all(b["pass"] for b in bars) else 1), (proc.returncode, bars)
+    loopback = bars[-1]
+    assert len(loopback["flowgraph"]["runs"]) == 3
+    assert all(run["blocks"] == 5000 for run in loopback["flowgraph"]["runs"])  # no message lost in the channel
+    assert loopback["pass"], loopback
+    assert "quality bars:" in proc.stdout
