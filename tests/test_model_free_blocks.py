@@ -242,6 +242,9 @@ def test_lost_and_repeated_samples_cost_only_the_batches_they_touch(fresh_link, 
     point = evaluation.evaluate_bler(learned.LearnedLink(enc, dec), [4.0], min_errors=10**9, max_blocks=200_000,
                                      seed=5)[0]
     upper = theory.wilson_interval(point["block_errors"], point["blocks"], 0.999)[1]
+    print(f"\nfaulty channel, tags: {rx['batches']} batches framed, {rx['truncated_batches']} truncated, "
+          f"{rx['unframed_samples']} samples unframed, {tx['transmitter_steps']} transmitter steps, "
+          f"BLER {point['bler']:.4f} (99.9% upper {upper:.4f})")
     assert upper < theory.uncoded_bpsk_bler(4.0, 4), (point["bler"], upper)
 
 
@@ -261,6 +264,8 @@ def test_counting_from_the_start_loses_step_after_one_lost_message(fresh_link, t
         tx, rx, _ = faulty_link(fresh_link, [(200 * L + 7 * 123, N)], batches, framing,
                                 str(tmp_path / f"{framing}_tx.safetensors"), str(tmp_path / f"{framing}_rx.safetensors"))
         results[framing] = rx
+    print(f"\none message lost at batch 200: final running BLER {results['count']['bler']:.3f} counting from "
+          f"the start, {results['tags']['bler']:.3f} framed by tags")
     assert results["count"]["truncated_batches"] == 0  # counting never notices
     assert results["count"]["bler"] > 0.5, results["count"]
     assert results["tags"]["truncated_batches"] == 1 and results["tags"]["bler"] < 0.2, results["tags"]

@@ -19,9 +19,12 @@ class model_free_rx(TrainingBlock, gr.basic_block):
     the seed and the batch index, and, by the batch's phase: on receiver
     batches takes a gradient step with the true gradient; on transmitter
     batches computes the per-example cross-entropy losses, passes them
-    through the feedback-link impairments and sends them on `loss`. Steps
-    run on a worker thread (core.live.ReceiverTrainer); work() never waits
-    on them unless blocking=True (simulation). The trained decoder is saved
+    through the feedback-link impairments and sends them on `loss`
+    (core.live.ReceiverTrainer). With blocking=True (simulation) each batch's
+    job runs inside work(), so every batch trains, in order, and a finished
+    flowgraph has sent all its losses; with blocking=False (a radio) the jobs
+    run on a worker thread, work() never waits on them, and batches the
+    worker cannot keep up with are dropped and counted. The trained decoder is saved
     as a 'receiver' checkpoint; `gr_e2e merge` pairs it with model_free_tx's
     transmitter checkpoint into a link.
 
@@ -47,8 +50,7 @@ class model_free_rx(TrainingBlock, gr.basic_block):
     lr : float > 0, Adam learning rate of the receiver.
     lr_schedule, schedule_steps : as model_free_tx's, in receiver steps.
     framing : 'tags' or 'count', see above.
-    blocking : bool, see above; False drops (and counts) batches the worker
-        cannot keep up with.
+    blocking : bool, see above: True for simulation, False for a radio.
     feedback_snr_db : None or float, additive Gaussian noise on the losses at
         SNRfb = E[l^2] / sigma_e^2 (dB).
     feedback_bits : int in [0, 24]; > 0 quantises the losses to that many

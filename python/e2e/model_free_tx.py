@@ -26,9 +26,12 @@ class model_free_tx(TrainingBlock, OutOfRangeWarning, gr.interp_block):
     batches send f(m); transmitter batches send the relaxed
     sqrt(1 - sigma2) f(m) + w, w ~ CN(0, sigma2) drawn from (seed,
     PERTURBATION, b), and keep (m, w) in a store of the last 32 transmitter
-    batches until their losses come back. Policy-gradient steps run on a
-    worker thread (core.live.TransmitterTrainer); work() never waits on
-    them unless blocking=True (simulation). The trained encoder is saved as a
+    batches until their losses come back. Each loss message queues a
+    policy-gradient step (core.live.TransmitterTrainer): with blocking=True
+    (simulation) it runs at once in the block's thread, so every step is
+    taken, in order; with blocking=False (a radio) it runs on a worker
+    thread, work() never waits on it, and steps the worker cannot keep up
+    with are dropped and counted. The trained encoder is saved as a
     'transmitter' checkpoint; `gr_e2e merge` pairs it with model_free_rx's
     receiver checkpoint into a link.
 
@@ -50,9 +53,9 @@ class model_free_tx(TrainingBlock, OutOfRangeWarning, gr.interp_block):
     lr_schedule : 'constant', 'cosine' or 'step', over schedule_steps
         transmitter steps (then held); anything but 'constant' needs
         schedule_steps > 0.
-    blocking : bool; True makes the loss handler wait for room in the
-        worker's queue (simulation: no step is dropped); False drops and
-        counts steps the worker cannot keep up with (a radio).
+    blocking : bool; True: steps run in the block's thread (simulation:
+        none dropped, reproducible up to thread timing); False: on a worker
+        thread, dropping and counting what it cannot keep up with (a radio).
     publish_every : int >= 0; > 0 publishes the encoder on `weights` every
         that many steps.
     checkpoint_out : str; non-empty writes the transmitter checkpoint there
