@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 RUN := source ./setup_env.sh && export MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen &&
 
-.PHONY: setup demo test bench bench-model-free clean
+.PHONY: setup demo test test-quick bench bench-model-free clean
 setup:
 	@bash scripts/setup.sh
 
@@ -12,6 +12,9 @@ demo: setup  ## the main job: train, evaluate, run the loopback flowgraph -> res
 
 test: setup  ## the whole test suite (pytest)
 	@$(RUN) python -m pytest $(or $(TESTS),tests) $(PYTEST_ARGS)
+
+test-quick: setup  ## the quick subset: everything but the tests marked slow (under a minute)
+	@$(RUN) python -m pytest -m "not slow" $(or $(TESTS),tests) $(PYTEST_ARGS)
 
 bench: setup  ## nn_decoder throughput against the stock C++ chain, and where its time goes
 	@$(RUN) python bench/throughput.py --json bench/out/throughput.json && python bench/profile_decoder.py
