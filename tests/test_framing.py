@@ -128,3 +128,40 @@ def test_parameters():
         BatchFramer(L, "headers")
     with pytest.raises(ValueError, match="^batch_len must"):
         BatchFramer(0)
+
+
+def frames_of(batches, frames_per_batch, lost=()):
+    """A stream of frames (L // frames_per_batch samples each), first frames tagged as batch starts,
+    later ones as continuations; `lost` frame numbers never arrive."""
+    per = L // frames_per_batch
+    x, tags = [], []
+    for f in range(batches * frames_per_batch):
+        if f in lost:
+            continue
+        b, k = divmod(f, frames_per_batch)
+        tags.append((len(x), b, L if k == 0 else None, k * per))
+        x.extend(np.arange(b * L + k * per, b * L + (k + 1) * per))
+    return np.array(x, np.complex64), tags
+
+
+def test_batches_of_several_frames_continue_across_them():
+    x, tags = frames_of(6, 5)
+    indices, batches, c = frame(x, tags)
+    assert indices == list(range(6)) and c["truncated_batches"] == 0
+    for b, batch in zip(indices, batches):
+        np.testing.assert_array_equal(batch, np.arange(b * L, (b + 1) * L))
+
+
+@pytest.mark.parametrize("lost, kept", [((7,), [0, 2, 3, 4, 5]),          # a middle frame of batch 1
+                                        ((5,), [0, 2, 3, 4, 5]),          # the first frame of batch 1
+                                        ((9, 10), [0, 3, 4, 5]),          # the end of 1 and the start of 2
+                                        ((14, 15, 16, 17, 18, 19), [0, 1, 4, 5])])
+def test_a_lost_frame_costs_its_batch_never_the_next(lost, kept):
+    x, tags = frames_of(6, 5, lost)
+    indices, batches, c = frame(x, tags)
+    assert indices == kept
+    for b, batch in zip(indices, batches):
+        np.testing.assert_array_equal(batch, np.arange(b * L, (b + 1) * L))  # never a mixed batch
+    # and the same whatever the cut
+    rng = np.random.default_rng(1)
+    assert frame(x, tags, chunks=lambda: int(rng.integers(1, 2 * L)), room=lambda: 1)[0] == kept

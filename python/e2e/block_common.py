@@ -21,6 +21,7 @@ METRICS_PORT = "metrics"  # dict {name: long | double | symbol}, for GUIs and lo
 # Stream tags of a batch (on its first item).
 PACKET_LEN_TAG = "packet_len"    # long: items of the batch on this stream
 BATCH_INDEX_TAG = "batch_index"  # uint64: the batch index b
+BATCH_OFFSET_TAG = "batch_offset"  # long: on a later frame of a batch, the items of the batch before it
 
 # Input items are uint8, so no block can tell more than 256 messages apart.
 MAX_M = 256

@@ -3,8 +3,8 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .block_common import (BATCH_INDEX_TAG, LOSS_PORT, PACKET_LEN_TAG, TrainingBlock, load_network,
-                           loss_message, validate_sizes)
+from .block_common import (BATCH_INDEX_TAG, BATCH_OFFSET_TAG, LOSS_PORT, PACKET_LEN_TAG, TrainingBlock,
+                           load_network, loss_message, validate_sizes)
 from .core.framing import BatchFramer
 from .core.live import ReceiverTrainer
 from .core.model_free import FeedbackLink, ModelFreeParams
@@ -35,7 +35,9 @@ class model_free_rx(TrainingBlock, gr.basic_block):
     short by the next tag is dropped (truncated_batches), samples between a
     complete batch and the next tag are skipped (unframed_samples), a batch
     whose 'packet_len' tag disagrees with batch_size * n is refused
-    (bad_length_tags). The channel in between must keep tags on their
+    (bad_length_tags). A batch carried in several frames (ofdm_e2e_rx) has
+    a 'batch_offset' tag on each later frame; one that does not follow the
+    open batch (a frame between was lost) ends it. The channel in between must keep tags on their
     samples (a noise source plus an add block does; GNU Radio's
     channel_model moves them 3 samples). framing='count' ignores tags and
     counts batches from the first sample: exact only if no sample is lost.
@@ -98,7 +100,7 @@ class model_free_rx(TrainingBlock, gr.basic_block):
         self.set_relative_rate(1, self.n)
         self.set_tag_propagation_policy(gr.TPP_DONT)  # output tags name batches, written below
         self.message_port_register_out(pmt.intern(LOSS_PORT))
-        self._keys = {name: pmt.intern(name) for name in (BATCH_INDEX_TAG, PACKET_LEN_TAG)}
+        self._keys = {name: pmt.intern(name) for name in (BATCH_INDEX_TAG, PACKET_LEN_TAG, BATCH_OFFSET_TAG)}
         self._srcid = pmt.intern(self.alias())
         self._bad_tags = 0
 
@@ -110,16 +112,19 @@ class model_free_rx(TrainingBlock, gr.basic_block):
         return [1] * ninputs
 
     def _tags(self, count):
-        """(absolute offset, batch_index, packet_len or None) of the batch tags on the next `count` inputs."""
-        lengths = {t.offset: pmt.to_long(t.value)
-                   for t in self.get_tags_in_window(0, 0, count, self._keys[PACKET_LEN_TAG])
-                   if pmt.is_integer(t.value)}
+        """(absolute offset, batch_index, packet_len or None, batch_offset) of the batch tags on the next `count`
+        inputs."""
+        def longs(key):
+            return {t.offset: pmt.to_long(t.value) for t in self.get_tags_in_window(0, 0, count, self._keys[key])
+                    if pmt.is_integer(t.value)}
+        lengths, positions = longs(PACKET_LEN_TAG), longs(BATCH_OFFSET_TAG)
         out = []
         for t in self.get_tags_in_window(0, 0, count, self._keys[BATCH_INDEX_TAG]):
             if pmt.is_uint64(t.value) or pmt.is_integer(t.value):
                 index = pmt.to_uint64(t.value) if pmt.is_uint64(t.value) else pmt.to_long(t.value)
-                if index >= 0:
-                    out.append((t.offset, index, lengths.get(t.offset)))
+                position = positions.get(t.offset, 0)
+                if index >= 0 and position >= 0:
+                    out.append((t.offset, index, lengths.get(t.offset), position))
                     continue
             self._bad_tags += 1
         return out

@@ -15,6 +15,11 @@ mode 'tags' (the default): a batch starts at a sample carrying a
     - A tag whose packet_len says another length than batch_len opens no
       batch and is counted (bad_length): a transmitter with another
       batch_size or n is misconfigured, and its batches are not trained on.
+    - A batch carried in several frames (OFDM) has a continuation tag on
+      each later frame: the same batch_index and its position in the batch
+      (batch_offset, samples). A continuation that does not match the open
+      batch (a frame between was lost) ends it as truncated, and its
+      samples are skipped until a batch starts.
 mode 'count': batch b starts at sample b * batch_len from the start of
     the stream and tags are ignored. Exact in simulation; over a channel
     that loses one sample, every later batch is misframed.
@@ -46,8 +51,10 @@ class BatchFramer:
     def push(self, samples, offset, tags=(), max_batches=None):
         """Frame samples[0:k], whose first sample has absolute stream offset `offset`.
 
-        tags: iterable of (absolute offset, batch_index, packet_len or None),
-            the batch_index tags on these samples (ignored in 'count' mode).
+        tags: iterable of (absolute offset, batch_index, packet_len or None)
+            or (absolute offset, batch_index, packet_len or None, position):
+            the batch tags on these samples (ignored in 'count' mode);
+            position > 0 marks a continuation at that sample of the batch.
         max_batches: stop right after completing this many batches (the
             caller's room for output), leaving the rest of the samples.
         Returns (consumed, batches): how many samples were used, and a list
@@ -56,9 +63,10 @@ class BatchFramer:
         k = len(samples)
         if self.mode == "count":
             first = -(-offset // self.batch_len) * self.batch_len
-            tags = [(o, o // self.batch_len, None) for o in range(first, offset + k, self.batch_len)]
+            tags = [(o, o // self.batch_len, None, 0) for o in range(first, offset + k, self.batch_len)]
         else:
-            tags = sorted((int(o), int(b), p) for o, b, p in tags if offset <= o < offset + k)
+            tags = sorted((int(t[0]), int(t[1]), t[2], int(t[3]) if len(t) > 3 else 0)
+                          for t in tags if offset <= t[0] < offset + k)
         done, pos, t = [], 0, 0
         while pos < k and (max_batches is None or len(done) < max_batches):
             next_tag = tags[t][0] - offset if t < len(tags) else k
@@ -66,16 +74,25 @@ class BatchFramer:
                 self.unframed_samples += next_tag - pos
                 pos = next_tag
                 if t < len(tags):
-                    self._open(*tags[t][1:])
+                    _, index, packet_len, position = tags[t]
+                    if position == 0:
+                        self._open(index, packet_len)
                     t += 1
                 continue
-            if next_tag == pos and self._filled:
-                self.truncated += 1  # a new batch begins before this one was complete
+            if next_tag == pos:
+                _, index, packet_len, position = tags[t]
+                if position and index == self._index and position == self._filled:
+                    t += 1  # the next frame of the open batch, where it belongs
+                    continue
+                if self._filled:
+                    self.truncated += 1  # a new batch, or a frame out of place, before this one was complete
+                    self._index = None
+                    continue
+                if position == 0:  # a second tag where the batch opened: the later one wins
+                    self._open(index, packet_len)
+                    t += 1
+                    continue
                 self._index = None
-                continue
-            if next_tag == pos:  # a second tag where the batch opened: the later one wins
-                self._open(*tags[t][1:])
-                t += 1
                 continue
             take = min(self.batch_len - self._filled, next_tag - pos)
             self._buffer[self._filled:self._filled + take] = samples[pos:pos + take]
