@@ -13,6 +13,9 @@ live training (model-free, Aoudia & Hoydis)
   model_free_tx        transmitter trained from fed-back losses (`loss` in)
   model_free_rx        receiver trained on regenerated messages, framing
                        batches by their tags; sends losses back (`loss` out)
+OFDM (hier blocks of GNU Radio's own OFDM, sync and header blocks)
+  ofdm_e2e_tx          message symbols -> OFDM frames with a header carrying the frame number
+  ofdm_e2e_rx          OFDM frames -> message symbols tagged with frame and batch; csi port
 measurement
   block_error_counter  sent vs decided uint8 messages -> running BLER (float32),
                        bit errors, and a `metrics` message port
@@ -26,6 +29,9 @@ from .model_free_rx import model_free_rx
 from .model_free_tx import model_free_tx
 from .nn_decoder import nn_decoder
 from .nn_encoder import nn_encoder
+from .ofdm_e2e_rx import ofdm_e2e_rx
+from .ofdm_e2e_tx import ofdm_e2e_tx
 from .training_source import training_source
 
-__all__ = ["block_error_counter", "model_free_rx", "model_free_tx", "nn_decoder", "nn_encoder", "training_source"]
+__all__ = ["block_error_counter", "model_free_rx", "model_free_tx", "nn_decoder", "nn_encoder", "ofdm_e2e_rx",
+           "ofdm_e2e_tx", "training_source"]
