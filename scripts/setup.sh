@@ -15,7 +15,9 @@ BUILD=$ROOT/build
 log() { printf '[setup] %s\n' "$*"; }
 
 # --- 1. system packages --------------------------------------------------------
-APT_PKGS="gnuradio gnuradio-dev cmake g++ make pkg-config python3-venv"
+# python3-pyqt5.qtsvg: without it, importing gnuradio.qtgui (every QT example) warns that
+# Matplotlib is missing, because the venv's Matplotlib cannot load its Qt backend.
+APT_PKGS="gnuradio gnuradio-dev cmake g++ make pkg-config python3-venv python3-pyqt5.qtsvg"
 missing=""
 for p in $APT_PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -12,7 +12,15 @@ post_at(dtype, at_item, target, port, messages): a pass-through block that
     at_item items, and handles the messages before its next work() call, so
     they act after that point, and at most a buffer later. A finite
     flowgraph so tests a mid-run message without polling a clock.
+run_gui_offscreen(script, kwargs, result, ...): a generated QT flowgraph run
+    headless in a fresh process; returns a JSON value read from its top block.
 """
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pmt
 from gnuradio import gr
@@ -81,3 +89,43 @@ class post_at(gr.sync_block):
                 self._target._post(self._port, msg)
             self.posted = True
         return k
+
+
+def run_gui_offscreen(script, kwargs, result, until="True", close=False, timeout=150):
+    """Run a grcc-generated QT flowgraph to its end in a fresh process with QT_QPA_PLATFORM=offscreen.
+
+    script: the generated .py (its class has the file's name); kwargs: the
+    top block's parameters (Python literals). After the flowgraph ends, Qt
+    events are processed until the expression `until` (on `tb`) holds, 10 s
+    at most, so probes and labels catch up. `result`: an expression on `tb`
+    whose JSON value is returned. close: close the window (which runs the
+    flowgraph's stop snippets) instead of only stopping the top block.
+    """
+    name = pathlib.Path(script).stem
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    driver = f"""
+import importlib.util, json, sys, time
+from PyQt5 import Qt
+app = Qt.QApplication(sys.argv)
+spec = importlib.util.spec_from_file_location({name!r}, {str(script)!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+tb = module.{name}({args})
+tb.start()
+tb.show()
+tb.wait()
+t0 = time.time()
+while not ({until}) and time.time() - t0 < 10:
+    app.processEvents()
+    time.sleep(0.05)
+print("RESULT " + json.dumps({result}))
+if {close!r}:
+    tb.close()
+else:
+    tb.stop()
+    tb.wait()
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, env=env, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0].replace("NaN", "null"))

@@ -20,7 +20,6 @@ Bars (each one can fail):
 import json
 import os
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -28,6 +27,7 @@ import pmt
 import pytest
 import torch
 
+from flowgraph_helpers import run_gui_offscreen
 from gnuradio.e2e import grc_runner
 from gnuradio.e2e.core import channels, checkpoint, config, evaluation, learned, model_free, models, prng, snr, theory
 
@@ -206,29 +206,11 @@ def test_gui_flowgraph_runs_offscreen(tmp_path, tiny_link):
                    check=True, capture_output=True, timeout=100)
     path = str(tmp_path / "model_free_awgn.py")
     out = outputs(tmp_path, "gui")
-    driver = f"""
-import importlib.util, json, sys, time
-from PyQt5 import Qt
-app = Qt.QApplication(sys.argv)
-spec = importlib.util.spec_from_file_location("model_free_awgn", {path!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-tb = module.model_free_awgn(checkpoint={tiny_link.path!r}, tx_out={out["tx"]!r}, rx_out={out["rx"]!r},
-                            link_out={out["link"]!r}, num_batches=200, rate=1e7)
-tb.start()
-tb.wait()
-t0 = time.time()
-while tb.rx_metrics.get("receiver_steps", 0) < 50 and time.time() - t0 < 10:
-    app.processEvents()
-    time.sleep(0.05)
-print("RESULT " + json.dumps({{"metrics": tb.e2e_model_free_rx_0.training_counters(), "probe": tb.rx_metrics}}))
-tb.stop()
-tb.wait()
-"""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, env=env, timeout=100)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0].replace("NaN", "null"))
+    result = run_gui_offscreen(
+        path, dict(checkpoint=tiny_link.path, tx_out=out["tx"], rx_out=out["rx"], link_out=out["link"],
+                   num_batches=200, rate=1e7),
+        '{"metrics": tb.e2e_model_free_rx_0.training_counters(), "probe": tb.rx_metrics}',
+        until='tb.rx_metrics.get("receiver_steps", 0) >= 50')
     assert result["metrics"]["batches"] == 200 and result["metrics"]["receiver_steps"] == 100
     assert result["probe"].get("receiver_steps", 0) >= 50  # the GUI's probe saw the receiver's counters
     assert result["metrics"]["bler"] < 0.2  # started from the trained tiny link

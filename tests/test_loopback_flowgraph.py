@@ -14,14 +14,13 @@ add_cc drops the trailing samples of a finite stream that do not fill its
 4-sample alignment (tests/test_noise_blocks.py), which would leave the last
 message undecided.
 """
-import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from flowgraph_helpers import run_gui_offscreen
 from gnuradio.e2e import grc_runner
 from gnuradio.e2e.core import evaluation, learned, theory
 
@@ -82,24 +81,8 @@ def test_bler_agrees_with_core_evaluator(headless, tiny_link):
 def test_gui_flowgraph_runs_offscreen(tmp_path, tiny_link):
     path = compile_example("awgn_loopback.grc", tmp_path)
     num = 3000
-    driver = f"""
-import importlib.util, json, sys
-from PyQt5 import Qt
-app = Qt.QApplication(sys.argv)
-spec = importlib.util.spec_from_file_location("awgn_loopback", {path!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-tb = module.awgn_loopback(checkpoint={tiny_link.path!r}, ebn0_db=4.0, num_messages={num}, rate=1e6)
-tb.start()
-tb.wait()
-c = tb.e2e_block_error_counter_0
-print("RESULT " + json.dumps({{"blocks": c.blocks(), "bler": c.bler()}}))
-tb.stop()
-tb.wait()
-"""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, env=env, timeout=150)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    result = run_gui_offscreen(path, dict(checkpoint=tiny_link.path, ebn0_db=4.0, num_messages=num, rate=1e6),
+                               '{"blocks": tb.e2e_block_error_counter_0.blocks(), '
+                               '"bler": tb.e2e_block_error_counter_0.bler()}')
     assert result["blocks"] == num
     assert result["bler"] < 0.1
