@@ -1,4 +1,4 @@
-"""What the gr-e2e blocks share: port and tag names, PMT formats, and two mixins.
+"""What the gr-e2e blocks share: port and tag names, PMT formats, keep_alive, and two mixins.
 
 SwappableNetwork gives an inference block its `weights` port and
 set_checkpoint(); TrainingBlock gives a live training block its worker
@@ -12,6 +12,21 @@ import pmt
 from .core import checkpoint as ckpt
 from .core import validate
 from .core.worker import InlineWorker, TrainingWorker
+
+# GNU Radio 3.10's block_gateway holds its Python block by a non-owning handle, and a
+# flowgraph holds only the C++ side: a Python block built inline in connect(...) (or
+# inside a hier block whose Python object is dropped) is garbage-collected while the
+# scheduler still calls it, and the process dies with a segfault. Every gr-e2e block
+# registers itself here, so it lives as long as the process; a block is small (its
+# networks and buffers), and GRC's generated code holds them anyway.
+_LIVE_BLOCKS = []
+
+
+def keep_alive(block):
+    """Keep a Python block alive for the life of the process (see _LIVE_BLOCKS); returns it."""
+    _LIVE_BLOCKS.append(block)
+    return block
+
 
 # Message ports (DESIGN.md).
 WEIGHTS_PORT = "weights"  # u8vector of safetensors bytes

@@ -5,7 +5,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .block_common import METRICS_PORT, dict_message
+from .block_common import METRICS_PORT, dict_message, keep_alive
 from .core import validate
 
 # Set bits of every byte value: popcount of an XOR is a table lookup.
@@ -42,6 +42,7 @@ class block_error_counter(gr.sync_block):
         report_every = validate.integer("report_every", report_every, 0)
         gr.sync_block.__init__(self, name="block_error_counter", in_sig=[np.uint8, np.uint8],
                                out_sig=[np.float32])
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self.bits_per_message = int(bits_per_message)
         self.report_every = int(report_every)
         self._lock = threading.Lock()  # reset() may come from a GUI thread

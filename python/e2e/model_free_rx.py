@@ -4,7 +4,7 @@ import pmt
 from gnuradio import gr
 
 from .block_common import (BATCH_INDEX_TAG, BATCH_OFFSET_TAG, LOSS_PORT, PACKET_LEN_TAG, TrainingBlock,
-                           load_network, loss_message, validate_sizes)
+                           keep_alive, load_network, loss_message, validate_sizes)
 from .core.framing import BatchFramer
 from .core.live import ReceiverTrainer
 from .core.model_free import FeedbackLink, ModelFreeParams
@@ -91,6 +91,7 @@ class model_free_rx(TrainingBlock, gr.basic_block):
         self._framer = BatchFramer(params.batch_size * self.n, framing)
         config, decoder = load_network(checkpoint, "decoder", self.M, self.n)
         gr.basic_block.__init__(self, name="model_free_rx", in_sig=[np.complex64], out_sig=[np.uint8])
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self.params, self._config = params, config
         self._setup_training(lambda **kw: ReceiverTrainer(decoder, params, on_losses=self._publish_losses,
                                                           feedback=feedback, **kw),

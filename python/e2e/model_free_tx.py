@@ -4,7 +4,7 @@ import pmt
 from gnuradio import gr
 
 from .block_common import (BATCH_INDEX_TAG, LOSS_PORT, PACKET_LEN_TAG, OutOfRangeWarning, TrainingBlock,
-                           load_network, parse_loss_message, validate_sizes)
+                           keep_alive, load_network, parse_loss_message, validate_sizes)
 from .core.live import TransmitterTrainer
 from .core.model_free import ModelFreeParams
 
@@ -94,6 +94,7 @@ class model_free_tx(TrainingBlock, OutOfRangeWarning, gr.interp_block):
         config, encoder = load_network(checkpoint, "encoder", self.M, self.n)
         gr.interp_block.__init__(self, name="model_free_tx", in_sig=[np.uint8], out_sig=[np.complex64],
                                  interp=self.n)
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self.params, self._config = params, config
         self._setup_training(lambda **kw: TransmitterTrainer(encoder, params, **kw), blocking=blocking,
                              checkpoint_out=checkpoint_out, save_every=save_every, publish_every=publish_every,

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 from gnuradio import gr
 
-from .block_common import SwappableNetwork, validate_sizes
+from .block_common import SwappableNetwork, keep_alive, validate_sizes
 from .core import validate
 from .core.models import decide, received_tensor
 
@@ -66,6 +66,7 @@ class nn_decoder(SwappableNetwork, gr.decim_block):
         config, decoder = self._load(checkpoint)
         out_sig = [np.uint8] + ([(np.float32, self.M)] if self.probabilities else [])
         gr.decim_block.__init__(self, name="nn_decoder", in_sig=[np.complex64], out_sig=out_sig, decim=self.n)
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
         if batch_messages > 1:

@@ -2,7 +2,7 @@
 import numpy as np
 from gnuradio import gr
 
-from .block_common import MAX_M, OutOfRangeWarning, SwappableNetwork, validate_sizes
+from .block_common import MAX_M, OutOfRangeWarning, SwappableNetwork, keep_alive, validate_sizes
 
 
 class nn_encoder(SwappableNetwork, OutOfRangeWarning, gr.interp_block):
@@ -50,6 +50,7 @@ class nn_encoder(SwappableNetwork, OutOfRangeWarning, gr.interp_block):
         self._config = None
         config, encoder = self._load(checkpoint)
         gr.interp_block.__init__(self, name="nn_encoder", in_sig=[np.uint8], out_sig=[np.complex64], interp=self.n)
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self._out_of_range = 0
         self._install(config, encoder)
         self._register_weights_port()

@@ -5,7 +5,7 @@ from gnuradio import analog, blocks, digital, fft, gr
 from .block_common import METRICS_PORT
 from .core import ofdm, validate
 from .ofdm_e2e_tx import header_formatter, layout_from
-from .ofdm_frames import CSI_PORT, FRAME_LEN_TAG, HEADER_PORT, KEEP_ALIVE, ofdm_frame_demapper, ofdm_header_combiner
+from .ofdm_frames import CSI_PORT, FRAME_LEN_TAG, HEADER_PORT, ofdm_frame_demapper, ofdm_header_combiner
 
 EQUALIZERS = ("one-tap", "none")
 
@@ -104,7 +104,6 @@ class ofdm_e2e_rx(gr.hier_block2):
             cp, FRAME_LEN_TAG, True, 1)
         parser = digital.packet_headerparser_b(header_formatter(layout).formatter())
         combiner = ofdm_header_combiner(layout)
-        KEEP_ALIVE.append(combiner)
         self.connect((self.demux, 0), fft.fft_vcc(N, True, (), True), digital.ofdm_chanest_vcvc(sync1, sync2, 1),
                      header_eq, digital.ofdm_serializer_vcc(N, data, FRAME_LEN_TAG), combiner,
                      digital.constellation_decoder_cb(bpsk.base()), parser)
@@ -119,7 +118,6 @@ class ofdm_e2e_rx(gr.hier_block2):
         # The forward FFT is unnormalised: raw symbols come out sqrt(N) larger (the equaliser divides it out).
         self.demapper = ofdm_frame_demapper(layout, frames_per_batch, 1.0 if equalizer == "one-tap" else 1 / np.sqrt(N),
                                             metrics_every)
-        KEEP_ALIVE.append(self.demapper)
         chain += [self.demapper, self]
         self.connect(*chain)
         self.msg_connect(parser, "header_data", self.demapper, HEADER_PORT)

@@ -3,8 +3,7 @@ import numpy as np
 from gnuradio import blocks, digital, fft, gr
 
 from .core import ofdm, validate
-from .ofdm_frames import (FRAME_LEN_TAG, FRAME_NUMBER_TAG, KEEP_ALIVE, LENGTH_TAG, ofdm_frame_mapper,
-                          ofdm_header_repeater)
+from .ofdm_frames import FRAME_LEN_TAG, FRAME_NUMBER_TAG, LENGTH_TAG, ofdm_frame_mapper, ofdm_header_repeater
 
 
 def header_formatter(layout):
@@ -75,7 +74,6 @@ class ofdm_e2e_tx(gr.hier_block2):
         self.layout = layout
         self.mapper = ofdm_frame_mapper(layout)
         repeater = ofdm_header_repeater(layout)
-        KEEP_ALIVE.extend([self.mapper, repeater])
         header_gen = digital.packet_headergenerator_bb(header_formatter(layout).base(), LENGTH_TAG)
         header_mod = digital.chunks_to_symbols_bc(digital.constellation_bpsk().points())
         mux = blocks.tagged_stream_mux(gr.sizeof_gr_complex, LENGTH_TAG, 1)

@@ -17,14 +17,8 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .block_common import BATCH_INDEX_TAG, BATCH_OFFSET_TAG, METRICS_PORT, PACKET_LEN_TAG, dict_message
+from .block_common import BATCH_INDEX_TAG, BATCH_OFFSET_TAG, METRICS_PORT, PACKET_LEN_TAG, dict_message, keep_alive
 from .core import ofdm, validate
-
-# GNU Radio's C++ side holds a Python block only by a borrowed handle: a hier block
-# built inline in connect(...) and dropped would leave its Python blocks to the
-# garbage collector while the scheduler still calls them. The OFDM hier blocks keep
-# theirs here for the life of the process (a user cannot see they contain any).
-KEEP_ALIVE = []
 
 LENGTH_TAG = "packet_len"        # the tagged-stream key of the stock OFDM blocks inside the hier blocks
 FRAME_LEN_TAG = "frame_len"      # payload OFDM symbols, from the header parser (the demux's length key)
@@ -40,6 +34,7 @@ class ofdm_header_repeater(gr.sync_block):
 
     def __init__(self, layout):
         gr.sync_block.__init__(self, name="ofdm_header_repeater", in_sig=[np.uint8], out_sig=[np.uint8])
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self._D = layout.carriers_per_symbol
         self.set_output_multiple(self._D)  # the stream is whole headers of D bits
 
@@ -59,6 +54,7 @@ class ofdm_header_combiner(gr.sync_block):
 
     def __init__(self, layout):
         gr.sync_block.__init__(self, name="ofdm_header_combiner", in_sig=[np.complex64], out_sig=[np.complex64])
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self._D = layout.carriers_per_symbol
         self._index = np.asarray(layout.data_carriers) + layout.fft_len // 2
         self._fft_len = layout.fft_len
@@ -84,6 +80,7 @@ class ofdm_frame_mapper(gr.basic_block):
     def __init__(self, layout):
         gr.basic_block.__init__(self, name="ofdm_frame_mapper", in_sig=[np.complex64],
                                 out_sig=[np.complex64, np.uint8])
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self.layout = layout
         self.set_output_multiple(layout.payload_elements)
         self.set_tag_propagation_policy(gr.TPP_DONT)  # frames are tagged with their own lengths
@@ -127,6 +124,7 @@ class ofdm_frame_demapper(gr.basic_block):
 
     def __init__(self, layout, frames_per_batch=1, scale=1.0, metrics_every=0):
         gr.basic_block.__init__(self, name="ofdm_frame_demapper", in_sig=[np.complex64], out_sig=[np.complex64])
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self.layout = layout
         self.frames_per_batch = validate.integer("frames_per_batch", frames_per_batch, 1)
         self.metrics_every = validate.integer("metrics_every", metrics_every, 0)

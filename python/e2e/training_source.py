@@ -3,7 +3,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .block_common import BATCH_INDEX_TAG, PACKET_LEN_TAG, validate_sizes
+from .block_common import BATCH_INDEX_TAG, PACKET_LEN_TAG, keep_alive, validate_sizes
 from .core import prng, validate
 
 
@@ -36,6 +36,7 @@ class training_source(gr.sync_block):
         seed = validate.integer("seed", seed, 0)
         num_batches = validate.integer("num_batches", num_batches, 0)
         gr.sync_block.__init__(self, name="training_source", in_sig=None, out_sig=[np.uint8])
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self.set_output_multiple(batch_size)
         self.M, self.batch_size, self.seed, self.num_batches = M, batch_size, seed, num_batches
         self._next = 0
