@@ -94,6 +94,14 @@ def test_transmitter_refuses_unknown_expired_and_malformed_losses():
     assert tx.steps == 0
 
 
+def test_transmitter_store_outlasts_the_samples_in_flight_by_default():
+    enc, _ = fresh()  # n = N symbols per message
+    small = live.TransmitterTrainer(enc, params(batch_size=40))
+    assert small.store_batches * 40 * enc.config.n >= live.TransmitterTrainer.IN_FLIGHT_SAMPLES
+    big = live.TransmitterTrainer(enc, params(batch_size=1 << 16))
+    assert big.store_batches == 32  # never fewer
+
+
 def test_transmitter_sends_nothing_for_out_of_range_messages_and_does_not_train_on_them():
     enc, _ = fresh()
     tx = live.TransmitterTrainer(enc, params(rx_batches=1, tx_batches=1))
