@@ -24,7 +24,7 @@ def symbols(frames, seed=0):
     return np.exp(2j * np.pi * phase).astype(np.complex64)
 
 
-def run(x, equalizer="one-tap", frames_per_batch=1, cfo=0.0, timing=None, noise=0.0, faults=(), extra=None):
+def run(x, equalizer="tracking", frames_per_batch=1, cfo=0.0, timing=None, noise=0.0, faults=(), extra=None):
     """x [frames, symbols] -> tx -> [channel] -> rx; (received [k, symbols], tags {key: [(frame, value)]}, rx, csi)."""
     tb = gr.top_block()
     src = blocks.vector_source_c(np.concatenate([x.reshape(-1), np.zeros(MPF * N_SYM, np.complex64)]).tolist())
@@ -64,7 +64,7 @@ def test_noiseless_round_trip_gives_every_message_back_with_its_frame_and_batch(
     x = symbols(12)
     y, tags, rx, csi = run(x, frames_per_batch=2)
     assert len(y) == 12
-    assert np.max(np.abs(y - x)) < 1e-4  # one-tap equalised: the sent symbols
+    assert np.max(np.abs(y - x)) < 1e-4  # equalised: the sent symbols
     assert [v for _, v in tags["frame_number"]] == list(range(12))
     assert [v for _, v in tags["batch_index"]] == [f // 2 for f in range(12)]
     assert tags["packet_len"] == [(f, 2 * MPF * N_SYM) for f in range(0, 12, 2)]  # on each batch's first frame
@@ -80,7 +80,7 @@ def test_synchronises_through_frequency_offset_timing_offset_and_multipath():
     y, _, rx, _ = run(x, cfo=CFO, timing=TIMING)
     assert len(y) == 10 and rx.counters()["frames_lost"] == 0
     evm = 10 * np.log10(np.mean(np.abs(y - x) ** 2))
-    assert evm < -40, evm  # one-tap equalised from the sync symbols' channel estimate
+    assert evm < -40, evm  # equalised from the sync symbols' channel estimate
     raw, _, _, _ = run(x, equalizer="none", cfo=CFO, timing=TIMING)
     gain = raw / x  # without an equaliser each message sees one complex gain (subcarrier mapping)
     per_message = gain.reshape(10, MPF, N_SYM)
@@ -101,6 +101,27 @@ def test_the_receivers_defaults_beat_the_stock_window_position_and_a_low_thresho
     print(f"\nerror vector (dB): {evm}")
     # Measured: -55 (defaults), -32 (stock window: the previous symbol's echo), -21 (threshold 0.5).
     assert evm["defaults"] < evm["stock window"] - 10 and evm["defaults"] < evm["threshold 0.5"] - 10, evm
+
+
+@pytest.mark.timeout(60)
+def test_the_tracking_equaliser_leaves_less_error_than_gnu_radios_static_one():
+    """15 dB, frequency and timing offset, 3 paths: error vector of each payload equaliser.
+
+    The static equaliser divides by one sync symbol's raw estimate and lets
+    the residual frequency offset's phase grow over the frame; the tracking
+    one smooths the estimate and removes that phase with the pilots.
+    Measured in development: -4.2 dB (one-tap) and -11.0 dB (tracking),
+    each over 20 frames of 1750 symbols.
+    """
+    x = symbols(20, seed=6)
+    amplitude = float(np.sqrt(0.9 / 10 ** 1.5))
+    evm = {}
+    for equalizer in ("one-tap", "tracking"):
+        y, _, _, _ = run(x, equalizer=equalizer, cfo=CFO, timing=TIMING, noise=amplitude)
+        assert len(y) == 20
+        evm[equalizer] = 10 * np.log10(np.mean(np.abs(y - x) ** 2))
+    print(f"\nerror vector at 15 dB (dB): {evm}")
+    assert evm["tracking"] < evm["one-tap"] - 2, evm
 
 
 @pytest.mark.timeout(60)

@@ -5,9 +5,10 @@ from gnuradio import analog, blocks, digital, fft, gr
 from .block_common import METRICS_PORT
 from .core import ofdm, validate
 from .ofdm_e2e_tx import header_formatter, layout_from
-from .ofdm_frames import CSI_PORT, FRAME_LEN_TAG, HEADER_PORT, ofdm_frame_demapper, ofdm_header_combiner
+from .ofdm_frames import (CSI_PORT, FRAME_LEN_TAG, HEADER_PORT, ofdm_frame_demapper, ofdm_header_combiner,
+                          ofdm_payload_equalizer)
 
-EQUALIZERS = ("one-tap", "none")
+EQUALIZERS = ("one-tap", "tracking", "none")
 
 
 class ofdm_e2e_rx(gr.hier_block2):
@@ -30,18 +31,25 @@ class ofdm_e2e_rx(gr.hier_block2):
         frames_detected, headers_failed, frames_out, frames_lost,
         frames_repeated, misframed.
 
-    The chain, all stock but the demapper: tag_gate -> ofdm_sync_sc_cfb
+    The chain, all stock but the demapper, the header combiner and the tracking equaliser: tag_gate -> ofdm_sync_sc_cfb
     (Schmidl & Cox: timing, fractional frequency offset) -> frequency
     correction -> header_payload_demux -> [header: FFT -> ofdm_chanest_vcvc
     (channel from the sync symbols) -> one-tap equaliser -> serializer ->
     the header bits' copies combined by maximum ratio
     (core.ofdm.combine_header) -> BPSK decisions -> packet_headerparser_b ->
     back to the demux] ->
-    [payload: FFT -> one-tap equaliser (equalizer='one-tap': ofdm_equalizer_static,
-    which divides every payload symbol by the sync symbols' channel estimate,
-    passed on from the header) or nothing (equalizer='none': the receiver
-    network learns to equalise) -> serializer -> ofdm_frame_demapper
-    (core.ofdm)].
+    [payload: FFT -> equaliser -> serializer -> ofdm_frame_demapper
+    (core.ofdm)]. The payload equaliser, by `equalizer`:
+      'tracking' (default): ofdm_payload_equalizer: the sync symbols'
+          channel estimate (passed on from the header) smoothed to a
+          response inside the cyclic prefix, one-tap, and the phase a
+          residual frequency offset adds each symbol removed using the
+          pilots. Uncoded QPSK, 3-path channel with frequency and timing
+          offset at 17.6 dB: message error rate 3.4e-4 against 3.2e-3 with
+          'one-tap' (bench/ofdm_link.py).
+      'one-tap': GNU Radio's ofdm_equalizer_static: every payload symbol
+          divided by the raw estimate; no tracking.
+      'none': nothing; the receiver network learns to equalise.
 
     Parameters
     ----------
@@ -49,7 +57,7 @@ class ofdm_e2e_rx(gr.hier_block2):
         mapping : as ofdm_e2e_tx's (they must match).
     frames_per_batch : int >= 1, frames per training batch (batch_size =
         frames_per_batch * messages_per_frame).
-    equalizer : 'one-tap' or 'none'.
+    equalizer : 'tracking', 'one-tap' or 'none' (above).
     sync_threshold : float in (0, 1), Schmidl & Cox plateau threshold. Its
         timing metric peaks near (SNR / (1 + SNR))^2, about 0.6 at 5 dB, so
         GNU Radio's default of 0.9 misses every frame below about 13 dB;
@@ -65,7 +73,7 @@ class ofdm_e2e_rx(gr.hier_block2):
     """
 
     def __init__(self, n, messages_per_frame, fft_len=128, cp_len=16, data_carriers=(), pilot_carriers=(),
-                 mapping="subcarrier", frames_per_batch=1, equalizer="one-tap", sync_threshold=0.6, timing_offset=None,
+                 mapping="subcarrier", frames_per_batch=1, equalizer="tracking", sync_threshold=0.6, timing_offset=None,
                  metrics_every=0):
         layout = layout_from(n, messages_per_frame, fft_len, cp_len, data_carriers, pilot_carriers, mapping)
         validate.choice("equalizer", equalizer, EQUALIZERS)
@@ -114,9 +122,11 @@ class ofdm_e2e_rx(gr.hier_block2):
         if equalizer == "one-tap":
             chain.append(digital.ofdm_frame_equalizer_vcvc(
                 digital.ofdm_equalizer_static(N, data, pilots, pilot_symbols, 0, True).base(), cp, FRAME_LEN_TAG))
+        elif equalizer == "tracking":
+            chain.append(ofdm_payload_equalizer(layout, self.timing_offset))
         chain.append(digital.ofdm_serializer_vcc(N, data, FRAME_LEN_TAG, "", 0, "", True))
         # The forward FFT is unnormalised: raw symbols come out sqrt(N) larger (the equaliser divides it out).
-        self.demapper = ofdm_frame_demapper(layout, frames_per_batch, 1.0 if equalizer == "one-tap" else 1 / np.sqrt(N),
+        self.demapper = ofdm_frame_demapper(layout, frames_per_batch, 1 / np.sqrt(N) if equalizer == "none" else 1.0,
                                             metrics_every)
         chain += [self.demapper, self]
         self.connect(*chain)

@@ -74,6 +74,59 @@ class ofdm_header_combiner(gr.sync_block):
         return k
 
 
+class ofdm_payload_equalizer(gr.sync_block):
+    """Payload OFDM symbols (FFT-shifted vectors) -> one-tap equalised with a smoothed estimate, phase tracked.
+
+    Each frame's first symbol carries the sync symbols' channel estimate
+    (ofdm_sync_chan_taps, from the header path through the demux). The
+    estimate is smoothed to a response inside the cyclic prefix
+    (core.ofdm.ChannelSmoother), every symbol divided by it, and the phase a
+    residual frequency offset adds symbol after symbol is measured on the
+    pilots and removed (core.ofdm.PhaseDrift). GNU Radio's
+    ofdm_equalizer_static does neither; its simpledfe tracks by decisions on
+    a fixed constellation, which a learned transmitter does not have.
+    """
+
+    def __init__(self, layout, timing_offset):
+        N = layout.fft_len
+        gr.sync_block.__init__(self, name="ofdm_payload_equalizer", in_sig=[(np.complex64, N)],
+                               out_sig=[(np.complex64, N)])
+        keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
+        active = np.asarray(layout.data_carriers + layout.pilot_carriers)
+        self._smoother = ofdm.ChannelSmoother(N, active, ofdm.response_delays(layout.cp_len, timing_offset))
+        self._pilots = np.asarray(layout.pilot_carriers, dtype=int) + N // 2
+        self._pilot_symbols = np.asarray(layout.pilot_symbols)
+        self._drift = ofdm.PhaseDrift()
+        self._inverse = np.ones(N, dtype=np.complex64)
+        self._weights = np.ones(len(self._pilots))
+        self._key = pmt.intern(CHAN_TAPS_TAG)
+
+    def _start_frame(self, value):
+        self._drift.reset()
+        if not (pmt.is_c32vector(value) and pmt.length(value) == len(self._inverse)):
+            self._inverse[:] = 1  # no estimate: pass the frame through as received
+            return
+        taps = self._smoother(np.asarray(pmt.c32vector_elements(value)))
+        self._inverse = np.where(np.abs(taps) > 1e-12, 1 / np.where(taps == 0, 1, taps), 0).astype(np.complex64)
+        self._weights = np.abs(taps[self._pilots]) ** 2
+
+    def work(self, input_items, output_items):
+        y, out = input_items[0], output_items[0]
+        start = self.nitems_read(0)
+        starts = sorted((t.offset - start, t.value) for t in self.get_tags_in_window(0, 0, len(y), self._key))
+        bounds = [0] + [o for o, _ in starts] + [len(y)]
+        values = [None] + [v for _, v in starts]
+        for a, b, value in zip(bounds, bounds[1:], values):
+            if value is not None:
+                self._start_frame(value)
+            if b <= a:
+                continue
+            eq = y[a:b] * self._inverse[None, :]
+            theta = ofdm.pilot_phases(eq, self._pilots, self._pilot_symbols, self._weights)
+            out[a:b] = eq * np.exp(-1j * self._drift.update(theta)).astype(np.complex64)[:, None]
+        return len(y)
+
+
 class ofdm_frame_mapper(gr.basic_block):
     """Message symbols (layout.message_symbols per frame) -> payload elements and header-length bytes."""
 

@@ -361,3 +361,91 @@ def combine_header(symbols, gains=None, header_bits=HEADER_BITS):
     w = weights[used].reshape(copies, header_bits).sum(axis=0)
     symbols[:header_bits] = s / np.maximum(w, 1e-12)
     return symbols
+
+
+# --- payload equalisation: a smoothed channel estimate and pilot phase tracking ---------------------
+
+def response_delays(cp_len, timing_offset, margin=4):
+    """Delays (samples, relative to the receiver's FFT window) a channel inside the cyclic prefix shows.
+
+    The window starts timing_offset samples after the synchronisation's
+    estimate, so the response appears that much earlier; `margin` samples
+    either side absorb the estimate's jitter and a fractional delay's sinc tails.
+    """
+    cp_len = validate.integer("cp_len", cp_len, 0)
+    timing_offset = validate.integer("timing_offset", timing_offset, -cp_len, cp_len)
+    margin = validate.integer("margin", margin, 0)
+    return np.arange(-(timing_offset + margin), cp_len - timing_offset + margin)
+
+
+class ChannelSmoother:
+    """Least-squares fit of a per-carrier channel estimate to an impulse response of the given delays.
+
+    One sync symbol gives each carrier an estimate with noise as strong as
+    the payload's own, which one-tap equalisation adds again (twice the noise
+    on every resource element). A response no longer than the cyclic prefix
+    has only len(delays) degrees of freedom: projecting the A active
+    carriers' estimates onto them keeps len(delays) / A of that noise.
+
+    fft_len: FFT size; carriers: the active carriers (signed indices) whose
+    estimates are measured; delays: core.ofdm.response_delays.
+    __call__(taps): FFT-shifted estimate [fft_len] (GNU Radio's
+    ofdm_sync_chan_taps) -> the same with the active carriers smoothed.
+    """
+
+    def __init__(self, fft_len, carriers, delays):
+        carriers = np.asarray(carriers)
+        delays = np.asarray(delays)
+        if len(delays) >= len(carriers):
+            raise ValueError(f"delays must be fewer than the active carriers ({len(carriers)}), got {len(delays)}")
+        F = np.exp(-2j * np.pi * np.outer(carriers % fft_len, delays) / fft_len)
+        self.projection = (F @ np.linalg.pinv(F)).astype(np.complex64)
+        self.index = carriers + fft_len // 2
+        self.fft_len = fft_len
+
+    def __call__(self, taps):
+        taps = np.asarray(taps, dtype=np.complex64)
+        if taps.shape != (self.fft_len,):
+            raise ValueError(f"taps must have shape ({self.fft_len},), got {taps.shape}")
+        out = taps.copy()
+        out[self.index] = self.projection @ taps[self.index]
+        return out
+
+
+def pilot_phases(equalised, pilot_index, pilot_symbols, weights):
+    """Common phase (radians) of each equalised OFDM symbol [T, fft_len] from its pilots: [T].
+
+    weights: |channel|^2 at the pilots (maximum-ratio weights: an equalised
+    pilot's noise grows as 1 / |channel|^2).
+    """
+    z = equalised[:, pilot_index] * np.conj(np.asarray(pilot_symbols))[None, :] * np.asarray(weights)[None, :]
+    return np.angle(z.sum(axis=1))
+
+
+class PhaseDrift:
+    """Running least-squares phase slope of one frame, anchored at the channel estimate's symbol.
+
+    A residual frequency offset turns the payload's phase by a constant step
+    per OFDM symbol from the sync symbol the channel was estimated on (phase
+    0 there). lead: OFDM symbols from that sync symbol to the first payload
+    symbol (2: the header lies between). update(thetas) takes the pilot
+    phases of the next symbols [T] and returns the phase to remove from each
+    [T], fitted on every symbol of the frame so far (causal).
+    """
+
+    def __init__(self, lead=2):
+        self.lead = validate.integer("lead", lead, 1)
+        self.reset()
+
+    def reset(self):
+        self.t, self.s_ut, self.s_uu = 0, 0.0, 0.0
+
+    def update(self, thetas):
+        thetas = np.asarray(thetas, dtype=np.float64)
+        u = self.lead + self.t + np.arange(len(thetas), dtype=np.float64)
+        s_ut = self.s_ut + np.cumsum(u * thetas)
+        s_uu = self.s_uu + np.cumsum(u * u)
+        if len(thetas):
+            self.t += len(thetas)
+            self.s_ut, self.s_uu = float(s_ut[-1]), float(s_uu[-1])
+        return s_ut / s_uu * u
