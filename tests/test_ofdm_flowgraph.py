@@ -17,10 +17,11 @@ Bars (each one can fail):
   link ~0.9; measured 0.22 after 600 batches, 0.11 after 2000).
 
 examples/ofdm_stock_reference_headless.grc: GNU Radio's ofdm_tx / ofdm_rx
-on the same channel. At 40 dB every packet arrives intact; at 12 dB its
-packet error rate is 0.565 over 2000 packets (measured), and 300 packets
-give a standard error of 0.029, so it must fall in 0.565 +- 0.15 (5 sigma).
-That pins the reference's noise level and scaling to the learned link's.
+on the same channel. At 40 dB every packet arrives intact; at 20 dB its
+packet error rate is 0.21 over 6000 packets (measured), and 300 packets
+give a standard error of 0.024, so it must fall in 0.21 +- 0.1 (4 sigma).
+That pins the reference's noise level and scaling (payload Es = 1 per
+resource element, as the learned link's) to what the README reports.
 """
 import ast
 import json
@@ -98,12 +99,12 @@ def stock_result(scripts, *args):
 
 
 @pytest.mark.timeout(120)
-def test_the_stock_reference_receives_everything_at_high_snr_and_its_measured_rate_at_12_db(scripts):
+def test_the_stock_reference_receives_everything_at_high_snr_and_its_measured_rate_at_20_db(scripts):
     clean = stock_result(scripts, "-e", "40", "-N", "300")
     assert clean["packets_sent"] == clean["packets_intact"] == clean["packets_received"] == 300, clean
-    noisy = stock_result(scripts, "-e", "12", "-N", "300")
-    print(f"\nstock OFDM: 40 dB {clean['packet_error_rate']:.3f}, 12 dB {noisy['packet_error_rate']:.3f}")
-    assert abs(noisy["packet_error_rate"] - 0.565) < 0.15, noisy
+    noisy = stock_result(scripts, "-e", "20", "-N", "300")
+    print(f"\nstock OFDM: 40 dB {clean['packet_error_rate']:.3f}, 20 dB {noisy['packet_error_rate']:.3f}")
+    assert abs(noisy["packet_error_rate"] - 0.21) < 0.1, noisy
 
 
 @pytest.mark.timeout(120)
