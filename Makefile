@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 RUN := source ./setup_env.sh && export MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen &&
 
-.PHONY: setup demo test test-quick bench bench-model-free clean
+.PHONY: setup demo test test-quick bench bench-model-free bench-ofdm clean
 setup:
 	@bash scripts/setup.sh
 
@@ -21,6 +21,9 @@ bench: setup  ## nn_decoder throughput against the stock C++ chain, and where it
 
 bench-model-free: setup  ## model-free vs model-aware (offline and live), noisy feedback, RBF; live speed
 	@$(RUN) python bench/model_free.py && python bench/live_training.py --json bench/out/live_training.json
+
+bench-ofdm: setup  ## learned OFDM link vs stock ofdm_tx/ofdm_rx: error rates, sync, training curves, throughput
+	@$(RUN) python bench/ofdm_link.py --json bench/out/ofdm_link.json --plot bench/out/ofdm_link.png
 
 clean:
 	rm -rf build prefix setup_env.sh
