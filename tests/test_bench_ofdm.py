@@ -24,8 +24,9 @@ def test_ofdm_benchmark_runs_at_small_scale(tmp_path):
     r = json.loads(report.read_text())
     fers = [p["fer"] for p in r["stock_sweep"]]
     assert fers == sorted(fers, reverse=True) and fers[0] > fers[-1], r["stock_sweep"]  # falls with Eb/N0
-    assert set(r["over_ofdm"]) == {"live model-free", "offline model-aware", "uncoded Gray QPSK",
-                                   "uncoded Gray QPSK, static one-tap"}
+    assert set(r["over_ofdm"]) == {"live model-free", "live model-free, ML detection", "offline model-aware",
+                                   "uncoded Gray QPSK", "uncoded Gray QPSK, static one-tap"}
+    assert r["train_ebn0_db"] == r["ebn0_db"] - 6
     for name, o in r["over_ofdm"].items():
         assert o["frames"] == 200 and o["false_frames"] == 0 and o["frames_lost"] <= 4, (name, o)
         assert 0 <= o["mer"] <= o["fer"] <= 1, (name, o)
