@@ -312,3 +312,55 @@ def test_merge_makes_a_link_of_two_role_files(trained_dir, tmp_path):
     # The role files are not links: eval refuses them by name.
     line = error_line(run("eval", "--checkpoint", tx, "--out", tmp_path / "e", "--quiet", check=False))
     assert "is a transmitter checkpoint; expected autoencoder" in line
+
+
+def test_init_writes_an_untrained_link_that_info_describes(tmp_path):
+    out = tmp_path / "start.safetensors"
+    p = run("init", "--M", 16, "--n", 7, "--decoder-hidden", "64", "--seed", 3, "--out", out, check=True)
+    assert "untrained link" in p.stdout
+    c = checkpoint.load(out)
+    assert c.kind == "autoencoder" and (c.config.M, c.config.n, c.config.decoder_hidden) == (16, 7, (64,))
+    _, enc, _ = checkpoint.load_link(out)
+    from gnuradio.e2e.core import models
+    fresh, _ = models.build(config.LinkConfig(M=16, n=7, decoder_hidden=(64,)), seed=3)
+    assert (enc.symbol_table() == fresh.symbol_table()).all()  # the seed's initial weights, not trained ones
+    info = run("info", out, "--json", check=True)
+    summary = json.loads(info.stdout.splitlines()[-1])
+    assert summary["kind"] == "autoencoder" and summary["config"]["decoder_hidden"] == [64]
+    assert summary["parameters"]["decoder"] == 14 * 64 + 64 + 64 * 16 + 16  # 2n inputs -> 64 -> M
+    assert summary["metadata"]["seed"] == "3" and "decoder: Decoder" in info.stdout
+    # Not over an existing file without --force.
+    assert "--force" in error_line(run("init", "--out", out, check=False))
+    run("init", "--out", out, "--force", check=True)
+
+
+def test_init_role_files_are_what_the_training_blocks_write(tmp_path):
+    tx, rx = tmp_path / "tx.safetensors", tmp_path / "rx.safetensors"
+    run("init", "--kind", "transmitter", "--n", 2, "--out", tx, check=True)
+    run("init", "--kind", "receiver", "--n", 2, "--out", rx, check=True)
+    assert checkpoint.load(tx).kind == "transmitter" and checkpoint.load(rx).kind == "receiver"
+    run("merge", "--transmitter", tx, "--receiver", rx, "--out", tmp_path / "link.safetensors", check=True)
+    assert "transmitter checkpoint" in run("info", tx, check=True).stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["init", "--M", "0", "--out", "{tmp}/x.safetensors"], ["--M", "0"]),
+    (["init", "--decoder-hidden", "a", "--out", "{tmp}/x.safetensors"], ["--decoder-hidden"]),
+    (["init", "--mode", "real", "--receiver-frontend", "transformer", "--out", "{tmp}/x.safetensors"],
+     ["transformer"]),
+    (["init", "--out", "{tmp}/no/dir/x.safetensors"], ["no/dir"]),
+    (["info", "{tmp}/none.safetensors"], ["none.safetensors", "no such file"]),
+])
+def test_init_and_info_bad_inputs(tmp_path, args, words):
+    line = error_line(run(*[a.format(tmp=tmp_path) for a in args], check=False))
+    for w in words:
+        assert w in line, line
+
+
+def test_eval_prints_its_table_without_writing_files(tmp_path):
+    start = tmp_path / "start.safetensors"
+    run("init", "--out", start, check=True)
+    before = set(os.listdir(tmp_path))
+    p = run("eval", "--checkpoint", start, "--ebn0-db", "4", "--max-blocks", 2000, "--quiet", check=True)
+    assert "learned, neural decoder" in p.stdout and "wrote" not in p.stdout
+    assert set(os.listdir(tmp_path)) == before

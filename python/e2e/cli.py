@@ -1,4 +1,4 @@
-"""gr_e2e: command-line tools for gr-e2e (train, eval, merge, export-table).
+"""gr_e2e: command-line tools for gr-e2e (init, info, train, eval, merge, export-table).
 
 Every computation lives in core/; this file parses arguments, checks them
 with core.validate under the option's name, calls core and writes files.
@@ -14,10 +14,14 @@ import time
 from .core import validate
 
 EXAMPLES = """examples:
+  # a fresh, untrained link: where every live-training example starts
+  gr_e2e init --M 16 --n 7 --out runs/start.safetensors
+  # what a checkpoint holds
+  gr_e2e info runs/start.safetensors
   # the classic (7,4) autoencoder: 16 messages on 7 real channel uses
   gr_e2e train --M 16 --n 7 --mode real --ebn0-db 3:8 --out runs/real
   # BLER from 0 to 8 dB against Hamming (7,4) and uncoded BPSK
-  gr_e2e eval --checkpoint runs/real/checkpoint.safetensors --ebn0-db 0:8:1 --out runs/real
+  gr_e2e eval --checkpoint runs/real/checkpoint.safetensors --ebn0-db 0:8:1
   # a link from the two checkpoints live training writes (model_free_tx, model_free_rx)
   gr_e2e merge --transmitter runs/tx.safetensors --receiver runs/rx.safetensors --out runs/link.safetensors
   # the symbol table for GNU Radio's chunks_to_symbols (fast C++ transmitter)
@@ -88,20 +92,88 @@ def _write_json(path, obj):
 
 # --- train ----------------------------------------------------------------------
 
+def link_config(args):
+    """The LinkConfig of train's and init's link options."""
+    from .core import config
+    for option in ("--M", "--n"):
+        validate.integer(option, getattr(args, option[2:]), 1)
+    return config.LinkConfig(M=args.M, n=args.n, mode=args.mode, normalization=args.normalization,
+                             encoder_hidden=parse_widths(args.encoder_hidden, "--encoder-hidden")
+                             if args.encoder_hidden else None,
+                             decoder_hidden=parse_widths(args.decoder_hidden, "--decoder-hidden")
+                             if args.decoder_hidden else None,
+                             receiver_frontend=args.receiver_frontend)
+
+
+def add_link_options(parser):
+    """train's and init's options that shape the networks."""
+    parser.add_argument("--M", type=_number, default=16, help="number of messages (k = log2 M bits)")
+    parser.add_argument("--n", type=_number, default=7, help="channel uses per message")
+    parser.add_argument("--mode", choices=["complex", "real"], default="complex",
+                        help="real: n real channel uses (imaginary parts zero), to compare with BPSK codes")
+    parser.add_argument("--normalization", choices=["energy", "average"], default="energy",
+                        help="energy: every message has energy n; average: mean energy over messages is n")
+    parser.add_argument("--encoder-hidden", default="", help="encoder hidden widths, e.g. 16 (default: M)")
+    parser.add_argument("--decoder-hidden", default="", help="decoder hidden widths, e.g. 64,64 (default: M)")
+    parser.add_argument("--receiver-frontend", choices=["none", "transformer"], default="none",
+                        help="transformer: the receiver estimates the block's channel gain and divides it "
+                             "out before the decoder (radio transformer network, for --channel rayleigh)")
+
+
+# --- init / info ------------------------------------------------------------------
+
+INIT_KINDS = {"link": ("autoencoder", ("encoder", "decoder")), "transmitter": ("transmitter", ("encoder",)),
+              "receiver": ("receiver", ("decoder",))}
+
+
+def cmd_init(args):
+    from .core import checkpoint, models
+    validate.integer("--seed", args.seed, 0)
+    cfg = link_config(args)
+    kind, networks = INIT_KINDS[args.kind]
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out {args.out}: folder {folder} does not exist")
+    if os.path.exists(args.out) and not args.force:
+        raise UsageError(f"--out {args.out} exists; --force overwrites it")
+    enc, dec = models.build(cfg, seed=args.seed)
+    built = {"encoder": enc, "decoder": dec}
+    checkpoint.save(args.out, kind, cfg, {name: built[name] for name in networks},
+                    metadata={"seed": args.seed, "method": "init (untrained)"})
+    print(f"wrote {args.out}: untrained {args.kind} (M={cfg.M}, n={cfg.n}, {cfg.mode} mode, seed {args.seed})")
+    return 0
+
+
+def cmd_info(args):
+    from .core import checkpoint
+    c = checkpoint.load(args.checkpoint)
+    cfg = c.config.to_dict()
+    print(f"{c.source}: {c.kind} checkpoint, {os.path.getsize(args.checkpoint)} bytes")
+    print("config: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())))
+    for name, module in sorted(c.networks.items()):
+        count = sum(p.numel() for p in module.parameters())
+        print(f"{name}: {type(module).__name__}, {count} parameters")
+    meta = {k: v for k, v in c.metadata.items() if k != checkpoint.CONFIG_KEY}
+    for k in sorted(meta):
+        print(f"metadata {k}: {meta[k]}")
+    if args.json:
+        print(json.dumps({"kind": c.kind, "config": cfg, "metadata": meta,
+                          "parameters": {n: sum(p.numel() for p in m.parameters()) for n, m in c.networks.items()}},
+                         sort_keys=True))
+    return 0
+
+
+# --- train ------------------------------------------------------------------------
+
 def cmd_train(args):
     import torch
-    from .core import channels, checkpoint, config, kinds, plots, training
-    for option in ("--M", "--n", "--steps", "--batch-size", "--restarts", "--threads"):
+    from .core import channels, checkpoint, kinds, plots, training
+    for option in ("--steps", "--batch-size", "--restarts", "--threads"):
         validate.integer(option, getattr(args, option[2:].replace("-", "_")), 1)
     for option in ("--seed", "--decoder-finetune-steps"):
         validate.integer(option, getattr(args, option[2:].replace("-", "_")), 0)
     torch.set_num_threads(args.threads)
-    cfg = config.LinkConfig(M=args.M, n=args.n, mode=args.mode, normalization=args.normalization,
-                            encoder_hidden=parse_widths(args.encoder_hidden, "--encoder-hidden")
-                            if args.encoder_hidden else None,
-                            decoder_hidden=parse_widths(args.decoder_hidden, "--decoder-hidden")
-                            if args.decoder_hidden else None,
-                            receiver_frontend=args.receiver_frontend)
+    cfg = link_config(args)
     ebn0 = parse_train_ebn0(args.ebn0_db)
     channel = channels.by_name(args.channel)
     if cfg.mode == "real" and not channel.preserves_real:
@@ -198,6 +270,9 @@ def cmd_eval(args):
         if str(e).startswith("mode must be"):
             raise UsageError(f"--channel {args.channel}: {e}") from None
         raise
+    print(report.format_table(curves))
+    if not args.out:
+        return 0
     os.makedirs(args.out, exist_ok=True)
     out_json = os.path.join(args.out, "bler.json")
     _write_json(out_json, {"checkpoint": args.checkpoint, "config": json.loads(kinds.config_json("autoencoder", cfg)),
@@ -207,7 +282,6 @@ def cmd_eval(args):
     plots.plot_bler(curves, os.path.join(args.out, "bler.png"),
                     title=f"M={cfg.M}, n={cfg.n}, {cfg.mode} mode, {channel_title[args.channel]}",
                     baselines=[k for k in curves if not k.startswith("learned")])
-    print(report.format_table(curves))
     print(f"wrote {out_json} and bler.png in {args.out}")
     return 0
 
@@ -253,27 +327,33 @@ def build_parser():
                     "Eb/N0 follows DESIGN.md: Es = 1 per channel use, N0 = 1/(R Eb/N0), R = log2(M)/n.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    i = sub.add_parser("init", help="write a fresh, untrained link (or transmitter / receiver) checkpoint",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_link_options(i)
+    i.add_argument("--kind", choices=sorted(INIT_KINDS), default="link",
+                   help="link: encoder and decoder (nn_encoder, nn_decoder, both training blocks); "
+                        "transmitter: the encoder only; receiver: the decoder only")
+    i.add_argument("--seed", type=_number, default=0, help="seed of the initial weights")
+    i.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
+    i.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    i.set_defaults(func=cmd_init)
+
+    f = sub.add_parser("info", help="what a checkpoint holds: kind, config, networks, metadata")
+    f.add_argument("checkpoint", help=".safetensors checkpoint of any kind")
+    f.add_argument("--json", action="store_true", help="also print it all as one JSON line")
+    f.set_defaults(func=cmd_info)
+
     t = sub.add_parser("train", help="train an encoder/decoder pair, write a checkpoint and plots",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--method", choices=["model-aware", "model-free"], default="model-aware",
                    help="model-aware: backpropagate through the differentiable channel; model-free: "
                         "receiver by its true gradient, transmitter by policy gradient from fed-back "
                         "losses (Aoudia & Hoydis), never differentiating the channel; --steps counts batches")
-    t.add_argument("--M", type=_number, default=16, help="number of messages (k = log2 M bits)")
-    t.add_argument("--n", type=_number, default=7, help="channel uses per message")
-    t.add_argument("--mode", choices=["complex", "real"], default="complex",
-                   help="real: n real channel uses (imaginary parts zero), to compare with BPSK codes")
-    t.add_argument("--normalization", choices=["energy", "average"], default="energy",
-                   help="energy: every message has energy n; average: mean energy over messages is n")
-    t.add_argument("--encoder-hidden", default="", help="encoder hidden widths, e.g. 16 (default: M)")
-    t.add_argument("--decoder-hidden", default="", help="decoder hidden widths, e.g. 64,64 (default: M)")
+    add_link_options(t)
     t.add_argument("--ebn0-db", default="7", help="training Eb/N0 in dB, or LO:HI drawn per example")
     t.add_argument("--channel", choices=channels.NAMES, default="awgn",
                    help="training channel; rayleigh: block fading, one h ~ CN(0,1) per message; phase: a "
                         "random carrier phase per message, then AWGN (both complex mode)")
-    t.add_argument("--receiver-frontend", choices=["none", "transformer"], default="none",
-                   help="transformer: the receiver estimates the block's channel gain and divides it "
-                        "out before the decoder (radio transformer network, for --channel rayleigh)")
     t.add_argument("--steps", type=_number, default=3000, help="gradient steps (model-free: batches)")
     t.add_argument("--batch-size", type=_number, default=mf_defaults.batch_size, help="messages per step")
     t.add_argument("--lr", type=_number, default=None,
@@ -322,7 +402,7 @@ def build_parser():
                         "detection without channel knowledge")
     e.add_argument("--seed", type=_number, default=0)
     e.add_argument("--threads", type=_number, default=1, help="torch CPU threads")
-    e.add_argument("--out", required=True, help="output folder for bler.json and bler.png")
+    e.add_argument("--out", default="", help="also write bler.json and bler.png into this folder")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_eval)
 
