@@ -17,7 +17,9 @@ log() { printf '[setup] %s\n' "$*"; }
 # --- 1. system packages --------------------------------------------------------
 # python3-pyqt5.qtsvg: without it, importing gnuradio.qtgui (every QT example) warns that
 # Matplotlib is missing, because the venv's Matplotlib cannot load its Qt backend.
-APT_PKGS="gnuradio gnuradio-dev cmake g++ make pkg-config python3-venv python3-pyqt5.qtsvg"
+# gir1.2-gtk-3.0: GNU Radio Companion's GTK bindings, a mere recommendation of the gnuradio
+# package; without it gnuradio-companion stops at "Namespace Gtk not available".
+APT_PKGS="gnuradio gnuradio-dev cmake g++ make pkg-config python3-venv python3-pyqt5.qtsvg gir1.2-gtk-3.0"
 missing=""
 for p in $APT_PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
