@@ -129,3 +129,62 @@ else:
     proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0].replace("NaN", "null"))
+
+
+# --- two flowgraph processes on loopback (the ZMQ examples) ---------------------------------------
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
+def run_process_pair(rx_cmd, tx_cmd, loss_port, rx_timeout, log_dir):
+    """Run a receiver script until it exits by itself, with a transmitter beside it stopped by SIGTERM.
+
+    The transmitter starts once the receiver has bound its loss socket
+    (`loss_port`, in its constructor): a throttle that starts before anyone
+    listens bursts to catch up, and the transmitter batches of the burst
+    expire before their losses come back. Both must exit 0.
+    Returns (receiver output, transmitter output, seconds from the
+    transmitter's start to the receiver's exit).
+    """
+    import signal
+    import time
+    rx_log, tx_log = open(log_dir / "rx.log", "w+"), open(log_dir / "tx.log", "w+")
+    rx = subprocess.Popen(rx_cmd, stdout=rx_log, stderr=subprocess.STDOUT)
+    tx = None
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open(loss_port):
+            assert rx.poll() is None and time.monotonic() < deadline, "receiver did not start"
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        tx = subprocess.Popen(tx_cmd, stdout=tx_log, stderr=subprocess.STDOUT)
+        assert rx.wait(rx_timeout) == 0
+        elapsed = time.monotonic() - t0
+        assert tx.poll() is None, "the transmitter ended before it was told to"
+        tx.send_signal(signal.SIGTERM)
+        assert tx.wait(30) == 0
+    finally:
+        _kill(rx)
+        if tx is not None:
+            _kill(tx)
+    rx_log.seek(0)
+    tx_log.seek(0)
+    return rx_log.read(), tx_log.read(), elapsed

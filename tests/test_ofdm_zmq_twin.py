@@ -29,14 +29,13 @@ Bars (each one can fail):
 import ast
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from flowgraph_helpers import free_port, run_process_pair
 from gnuradio.e2e.core import checkpoint, config, evaluation, learned, models, theory
 
 pytestmark = pytest.mark.slow  # two processes training to a quality bar
@@ -47,24 +46,6 @@ BATCHES, FRAMES_PER_BATCH = 600, 2
 # The receiver process (channel, OFDM receiver, training) kept up with about 105 batches/s here with an
 # unthrottled transmitter beside it on the same 2 cores; half that leaves room for a loaded machine.
 RATE = 3.6e5
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
 
 
 def printed_dict(text, prefix):
@@ -94,33 +75,10 @@ def test_the_two_process_twin_of_the_usrp_pair_learns_over_the_simulated_channel
     samples_port, loss_port = free_port(), free_port()
     common = ["-c", start, "-s", "0", "-a", f"tcp://127.0.0.1:{samples_port}", "-L", f"tcp://127.0.0.1:{loss_port}"]
     rx_out, tx_out = str(tmp_path / "rx.safetensors"), str(tmp_path / "tx.safetensors")
-    rx_log, tx_log = open(tmp_path / "rx.log", "w+"), open(tmp_path / "tx.log", "w+")
-    rx = subprocess.Popen([sys.executable, "-u", str(tmp_path / "ofdm_zmq_rx_headless.py"), *common,
-                           "-o", rx_out, "-N", str(BATCHES)], stdout=rx_log, stderr=subprocess.STDOUT)
-    tx = None
-    try:
-        # The receiver binds the loss socket in its constructor: start the transmitter once it is up, or
-        # its throttle, held back until a peer pulls, bursts to catch up and the transmitter batches of
-        # the burst expire before their losses return.
-        deadline = time.monotonic() + 60
-        while not port_open(loss_port):
-            assert rx.poll() is None and time.monotonic() < deadline, "receiver did not start"
-            time.sleep(0.1)
-        t0 = time.monotonic()
-        tx = subprocess.Popen([sys.executable, "-u", str(tmp_path / "ofdm_zmq_tx_headless.py"), *common,
-                               "-o", tx_out, "-r", str(RATE)], stdout=tx_log, stderr=subprocess.STDOUT)
-        assert rx.wait(150) == 0
-        elapsed = time.monotonic() - t0
-        assert tx.poll() is None, "the transmitter ended before it was told to"
-        tx.send_signal(signal.SIGTERM)
-        assert tx.wait(30) == 0
-    finally:
-        stop(rx)
-        if tx is not None:
-            stop(tx)
-    rx_log.seek(0)
-    tx_log.seek(0)
-    rx_text, tx_text = rx_log.read(), tx_log.read()
+    rx_cmd = [sys.executable, "-u", str(tmp_path / "ofdm_zmq_rx_headless.py"), *common,
+              "-o", rx_out, "-N", str(BATCHES)]
+    tx_cmd = [sys.executable, "-u", str(tmp_path / "ofdm_zmq_tx_headless.py"), *common, "-o", tx_out, "-r", str(RATE)]
+    rx_text, tx_text, elapsed = run_process_pair(rx_cmd, tx_cmd, loss_port, 150, tmp_path)
     result = json.loads(rx_text.split("RESULT ", 1)[1].splitlines()[0])
     ofdm_rx, receiver = result["ofdm_receiver"], result["receiver"]
     transmitter = printed_dict(tx_text, "transmitter")

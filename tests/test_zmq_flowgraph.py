@@ -15,14 +15,12 @@ test_live_flowgraph.py (measured in development: 0.027).
 import ast
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
+from flowgraph_helpers import free_port, run_process_pair
 from gnuradio.e2e.core import checkpoint, config, evaluation, learned, models, theory
 
 pytestmark = pytest.mark.slow  # two processes training to a quality bar
@@ -30,24 +28,6 @@ pytestmark = pytest.mark.slow  # two processes training to a quality bar
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCHES, BATCH_SIZE = 3000, 500
 RATE = 6e5  # symbols/s: ~170 batches/s, which the receiver process keeps up with on 2 shared cores
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
 
 
 @pytest.mark.timeout(150)
@@ -62,35 +42,10 @@ def test_two_process_training_over_zmq(tmp_path):
     common = ["-c", start, "-b", str(BATCH_SIZE), "-s", "0", "-l", "5e-3",
               "-a", f"tcp://127.0.0.1:{samples_port}", "-L", f"tcp://127.0.0.1:{loss_port}"]
     rx_out, tx_out = str(tmp_path / "rx.safetensors"), str(tmp_path / "tx.safetensors")
-    rx_log, tx_log = open(tmp_path / "rx.log", "w+"), open(tmp_path / "tx.log", "w+")
-    rx = subprocess.Popen([sys.executable, "-u", str(tmp_path / "model_free_zmq_rx.py"), *common,
-                           "-o", rx_out, "-N", str(BATCHES), "-e", "4"],
-                          stdout=rx_log, stderr=subprocess.STDOUT)
-    tx = None
-    try:
-        # Start the transmitter once the receiver is up (its loss socket is bound in its
-        # constructor, next to its sample socket's connect): a throttle that starts before
-        # anyone listens would burst to catch up, and the encoder's store of 32 transmitter
-        # batches would expire before their losses came back.
-        deadline = time.monotonic() + 60
-        while not port_open(loss_port):
-            assert rx.poll() is None and time.monotonic() < deadline, "receiver did not start"
-            time.sleep(0.1)
-        t0 = time.monotonic()
-        tx = subprocess.Popen([sys.executable, "-u", str(tmp_path / "model_free_zmq_tx.py"), *common,
-                               "-o", tx_out, "-r", str(RATE)], stdout=tx_log, stderr=subprocess.STDOUT)
-        assert rx.wait(100) == 0
-        elapsed = time.monotonic() - t0
-        assert tx.poll() is None, "the transmitter ended before it was told to"
-        tx.send_signal(signal.SIGTERM)
-        assert tx.wait(30) == 0
-    finally:
-        stop(rx)
-        if tx is not None:
-            stop(tx)
-    rx_log.seek(0)
-    tx_log.seek(0)
-    rx_text, tx_text = rx_log.read(), tx_log.read()
+    rx_cmd = [sys.executable, "-u", str(tmp_path / "model_free_zmq_rx.py"), *common,
+              "-o", rx_out, "-N", str(BATCHES), "-e", "4"]
+    tx_cmd = [sys.executable, "-u", str(tmp_path / "model_free_zmq_tx.py"), *common, "-o", tx_out, "-r", str(RATE)]
+    rx_text, tx_text, elapsed = run_process_pair(rx_cmd, tx_cmd, loss_port, 100, tmp_path)
     rx_metrics = json.loads(rx_text.split("RESULT ", 1)[1].splitlines()[0])
     tx_counters = ast.literal_eval(tx_text.split("training stopped: ", 1)[1].splitlines()[0])
     assert rx_metrics["batches"] == BATCHES and rx_metrics["receiver_steps"] == BATCHES // 2

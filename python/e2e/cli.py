@@ -150,16 +150,14 @@ def cmd_info(args):
     cfg = c.config.to_dict()
     print(f"{c.source}: {c.kind} checkpoint, {os.path.getsize(args.checkpoint)} bytes")
     print("config: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())))
-    for name, module in sorted(c.networks.items()):
-        count = sum(p.numel() for p in module.parameters())
-        print(f"{name}: {type(module).__name__}, {count} parameters")
+    counts = {name: sum(p.numel() for p in module.parameters()) for name, module in c.networks.items()}
+    for name in sorted(counts):
+        print(f"{name}: {type(c.networks[name]).__name__}, {counts[name]} parameters")
     meta = {k: v for k, v in c.metadata.items() if k != checkpoint.CONFIG_KEY}
     for k in sorted(meta):
         print(f"metadata {k}: {meta[k]}")
     if args.json:
-        print(json.dumps({"kind": c.kind, "config": cfg, "metadata": meta,
-                          "parameters": {n: sum(p.numel() for p in m.parameters()) for n, m in c.networks.items()}},
-                         sort_keys=True))
+        print(json.dumps({"kind": c.kind, "config": cfg, "metadata": meta, "parameters": counts}, sort_keys=True))
     return 0
 
 

@@ -107,23 +107,25 @@ class ofdm_payload_equalizer(gr.sync_block):
             self._inverse[:] = 1  # no estimate: pass the frame through as received
             return
         taps = self._smoother(np.asarray(pmt.c32vector_elements(value)))
-        self._inverse = np.where(np.abs(taps) > 1e-12, 1 / np.where(taps == 0, 1, taps), 0).astype(np.complex64)
+        # Unused carriers have no estimate (0): they stay 0 rather than divide by zero.
+        self._inverse = np.divide(1, taps, out=np.zeros_like(taps), where=np.abs(taps) > 1e-12)
         self._weights = np.abs(taps[self._pilots]) ** 2
 
     def work(self, input_items, output_items):
         y, out = input_items[0], output_items[0]
         start = self.nitems_read(0)
-        starts = sorted((t.offset - start, t.value) for t in self.get_tags_in_window(0, 0, len(y), self._key))
-        bounds = [0] + [o for o, _ in starts] + [len(y)]
-        values = [None] + [v for _, v in starts]
+        tags = sorted(self.get_tags_in_window(0, 0, len(y), self._key), key=lambda t: t.offset)
+        bounds = [0] + [t.offset - start for t in tags] + [len(y)]
+        values = [None] + [t.value for t in tags]
         for a, b, value in zip(bounds, bounds[1:], values):
             if value is not None:
                 self._start_frame(value)
             if b <= a:
                 continue
-            eq = y[a:b] * self._inverse[None, :]
+            eq = out[a:b]  # equalised in place: no temporaries of the whole window
+            np.multiply(y[a:b], self._inverse, out=eq)
             theta = ofdm.pilot_phases(eq, self._pilots, self._pilot_symbols, self._weights)
-            out[a:b] = eq * np.exp(-1j * self._drift.update(theta)).astype(np.complex64)[:, None]
+            eq *= np.exp(-1j * self._drift.update(theta)).astype(np.complex64)[:, None]
         return len(y)
 
 
