@@ -251,3 +251,21 @@ def test_received_tensor_is_the_decoders_layout():
     y = np.array([[1 + 2j, 3 - 4j]], dtype=np.complex128)
     t = models.received_tensor(y)
     assert t.dtype == torch.float32 and t.tolist() == [[1.0, 3.0, 2.0, -4.0]]
+
+
+@pytest.mark.parametrize("mode, hidden", [("complex", (16,)), ("complex", (32, 32)), ("real", (16,))])
+def test_interleaved_decoder_gives_the_decoders_logits(mode, hidden):
+    """complex64 memory read as float32 through permuted first-layer columns = received_tensor + decoder."""
+    cfg = LinkConfig(M=16, n=7, mode=mode, decoder_hidden=hidden)
+    _, dec = models.build(cfg, seed=3)
+    rng = np.random.default_rng(0)
+    y = (rng.standard_normal((500, 7)) + 1j * rng.standard_normal((500, 7))).astype(np.complex64)
+    with torch.no_grad():
+        expected = dec(models.received_tensor(y))
+        got = models.interleaved_decoder(dec)(torch.from_numpy(y.view(np.float32)))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_interleaved_decoder_declines_a_frontend():
+    cfg = LinkConfig(M=16, n=7, receiver_frontend="transformer")
+    assert models.interleaved_decoder(models.build(cfg, seed=0)[1]) is None

@@ -144,9 +144,11 @@ def test_malformed_weights_are_logged_and_dropped(tiny_link, record_logs, as_u8v
         (as_u8vector(checkpoint.to_bytes("transmitter", tiny_link.config, {"encoder": tiny_link.encoder})),
          "is a transmitter checkpoint"),
     ]
-    out = run_with_message(dec, y, 100, [m for m, _ in bad], at_message=10 * 256)
+    # Long enough that the decoder is still running when the messages arrive: it
+    # takes up to 32768 messages per call, and messages reach a block between calls.
+    out = run_with_message(dec, y, 400, [m for m, _ in bad], at_message=10 * 256)
     idx = np.arange(len(out)) % len(y)
-    assert len(out) == 100 * 256  # the flowgraph ran on to the end
+    assert len(out) == 400 * 256  # the flowgraph ran on to the end
     np.testing.assert_array_equal(out[clear[idx]], old[idx][clear[idx]])
     errors = log.of("error")
     assert len(errors) == len(bad)
@@ -234,3 +236,24 @@ def test_batch_messages_drops_only_the_final_partial_batch(tiny_link):
     batched, _ = run_decoder(tiny_link.path, y, batch_messages=256)
     assert len(batched) == 3 * 256
     np.testing.assert_array_equal(batched, plain[:3 * 256])
+
+
+@pytest.mark.timeout(60)
+def test_fast_stream_reaches_the_network_in_large_chunks(tiny_link):
+    """The wrapper's input buffer is what makes the default fast: with GNU Radio's default
+    buffer (8192 complex items) the network block never sees more than 1170 messages per call."""
+    msgs = np.arange(200_000) % M
+    y = tiny_link.encoder.symbol_table()[msgs]
+    tb = gr.top_block()
+    dec = e2e.nn_decoder(tiny_link.path, M, N)
+    sizes, work = [], dec.network.work
+
+    def counting_work(input_items, output_items):
+        sizes.append(len(output_items[0]))
+        return work(input_items, output_items)
+    dec.network.work = counting_work
+    snk = blocks.vector_sink_b()
+    tb.connect(blocks.vector_source_c(y.reshape(-1).tolist()), dec, snk)
+    tb.run()
+    np.testing.assert_array_equal(np.array(snk.data()), msgs)  # every message, the last ones too
+    assert max(sizes) > 8192 // N

@@ -143,6 +143,36 @@ def decide(logits):
     return logits.max(dim=1).indices
 
 
+def interleaved_decoder(decoder):
+    """The decoder's MLP reading complex64 memory as it lies, or None where that does not apply.
+
+    received_tensor copies complex symbols into [B, 2n] (real parts, then
+    imaginary parts); on a (16,) decoder that copy costs as much as the
+    network. Viewed as float32, complex64 [B, n] is already [B, 2n] with
+    real and imaginary parts interleaved, so permuting the first layer's
+    input columns gives the same logits (up to float summation order)
+    without the copy. A decoder with a receiver frontend returns None.
+
+    Input of the returned module:  float32 [batch, 2n] (re0, im0, re1, im1, ...),
+        e.g. torch.from_numpy(y.view(np.float32)) for complex64 y [batch, n]
+    Output: logits float32 [batch, M]
+    """
+    if decoder.frontend is not None:
+        return None
+    c = decoder.config
+    first = decoder.net[0]
+    weight = first.weight.detach()
+    columns = torch.zeros(weight.shape[0], c.n, 2, dtype=weight.dtype)
+    columns[:, :, 0] = weight[:, :c.n]
+    if c.mode == "complex":  # real mode ignores the imaginary parts: their columns stay zero
+        columns[:, :, 1] = weight[:, c.n:]
+    layer = nn.Linear(2 * c.n, weight.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(columns.reshape(weight.shape[0], 2 * c.n))
+        layer.bias.copy_(first.bias.detach())
+    return nn.Sequential(layer, *decoder.net[1:]).eval()
+
+
 def received_tensor(y):
     """Received symbols as the decoder's input: complex NumPy [B, n] -> real float32 tensor [B, 2n]."""
     return torch.from_numpy(complex_to_real(np.asarray(y)).astype(np.float32, copy=False))
