@@ -26,6 +26,8 @@ EXAMPLES = """examples:
   gr_e2e merge --transmitter runs/tx.safetensors --receiver runs/rx.safetensors --out runs/link.safetensors
   # the symbol table for GNU Radio's chunks_to_symbols (fast C++ transmitter)
   gr_e2e export-table --checkpoint runs/real/checkpoint.safetensors
+  # decision regions of an n = 1 link: neural decoder against ML (Voronoi), masses at 0, 4, 8 dB
+  gr_e2e plot regions --checkpoint runs/regions16/checkpoint.safetensors --out regions.png --ebn0-db 0,4,8
 """
 
 
@@ -416,6 +418,8 @@ def build_parser():
     x.add_argument("--checkpoint", required=True, help="checkpoint holding an encoder")
     x.add_argument("--out", default="", help="file to write (.json or .npy); default: print")
     x.set_defaults(func=cmd_export_table)
+    from . import cli_plot
+    cli_plot.add_parser(sub)
     return p
 
 
