@@ -38,13 +38,16 @@ RECIPES = {
 }
 
 
+PROGRESS = [True]  # progress bars (terminal) or one line per stage (log); --quiet: none
+
+
 def train(mode, out, seed, scale):
     r = RECIPES[mode]
     cfg = r["config"]
     t0 = time.time()
     enc, dec, fit = training.fit_link(cfg, channels.AWGN(), r["ebn0_db"], steps=max(50, int(r["steps"] * scale)),
                                       batch_size=r["batch_size"], lr=1e-2, seed=seed, restarts=r["restarts"],
-                                      progress_bar=True)
+                                      progress_bar=PROGRESS[0])
     seconds = time.time() - t0
     folder = os.path.join(out, mode)
     ckpt = checkpoint.save_link(os.path.join(folder, "checkpoint.safetensors"), cfg, enc, dec,
@@ -62,7 +65,7 @@ def evaluate(mode, ckpt, out, min_errors, max_blocks):
     t0 = time.time()
     cfg, enc, curves, gaps = report.evaluate_checkpoint(
         ckpt, GRID, baselines=["hamming-soft", "hamming-hard", "uncoded-bpsk"],
-        min_errors=min_errors, max_blocks=max_blocks, progress_bar=True)
+        min_errors=min_errors, max_blocks=max_blocks, progress_bar=PROGRESS[0])
     folder = os.path.join(out, mode)
     with open(os.path.join(folder, "bler.json"), "w") as f:
         json.dump({"checkpoint": ckpt, "curves": curves, "gaps_db": gaps}, f, indent=1)
@@ -133,7 +136,9 @@ def main(argv=None):
     p.add_argument("--loopback-messages", type=int, default=50_000, help="messages per flowgraph run")
     p.add_argument("--loopback-runs", type=int, default=8, help="flowgraph runs with different seeds")
     p.add_argument("--loopback-ebn0-db", type=float, default=4.0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-stage lines")
     args = p.parse_args(argv)
+    PROGRESS[0] = not args.quiet
     torch.set_num_threads(1)
     t_start = time.time()
     os.makedirs(args.out, exist_ok=True)

@@ -49,6 +49,9 @@ MODEL_AWARE = dict(batch_size=1000, lr=5e-3, lr_schedule="cosine", steps=10000)
 FEEDBACK_SWEEP_BATCHES = 8000
 
 
+PROGRESS = [True]  # progress bars (terminal) or one line per stage (log); --quiet: none
+
+
 def ebn0(snr_db):
     return snr.snr_db_to_ebn0_db(snr_db, M, N)
 
@@ -69,7 +72,7 @@ def train_aware(kind, scale, seed):
     training.train_model_aware(enc, dec, channel_for(kind), ebn0(TRAIN_SNR_DB),
                                steps=max(20, int(MODEL_AWARE["steps"] * scale)),
                                batch_size=MODEL_AWARE["batch_size"], lr=MODEL_AWARE["lr"],
-                               lr_schedule=MODEL_AWARE["lr_schedule"], seed=seed, progress_bar=True)
+                               lr_schedule=MODEL_AWARE["lr_schedule"], seed=seed, progress_bar=PROGRESS[0])
     return enc, dec, time.time() - t0
 
 
@@ -79,13 +82,14 @@ def train_free(kind, scale, seed, feedback=None, batches=None):
     t0 = time.time()
     model_free.train_model_free(enc, dec, channel_for(kind), ebn0(TRAIN_SNR_DB),
                                 dataclasses.replace(MODEL_FREE, seed=seed), batches=batches, feedback=feedback,
-                                progress_bar=True)
+                                progress_bar=PROGRESS[0])
     return enc, dec, time.time() - t0
 
 
 def bler_curve(enc, dec, kind, grid, min_errors, max_blocks, seed=0):
     points = evaluation.evaluate_bler(LearnedLink(enc, dec), [ebn0(s) for s in grid], channel=channel_for(kind),
-                                      min_errors=min_errors, max_blocks=max_blocks, seed=seed)
+                                      min_errors=min_errors, max_blocks=max_blocks, seed=seed,
+                                      progress_bar=PROGRESS[0])
     for p, s in zip(points, grid):
         p["snr_db"] = s
     return points
@@ -211,7 +215,9 @@ def main(argv=None):
     p.add_argument("--max-blocks", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-stage lines")
     args = p.parse_args(argv)
+    PROGRESS[0] = not args.quiet
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
     for name in args.only or ["awgn", "live", "feedback", "rbf"]:

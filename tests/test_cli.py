@@ -364,3 +364,16 @@ def test_eval_prints_its_table_without_writing_files(tmp_path):
     p = run("eval", "--checkpoint", start, "--ebn0-db", "4", "--max-blocks", 2000, "--quiet", check=True)
     assert "learned, neural decoder" in p.stdout and "wrote" not in p.stdout
     assert set(os.listdir(tmp_path)) == before
+
+
+def test_progress_lines_in_a_log_and_quiet_silences_them(tmp_path):
+    """Not a terminal (a pipe): one line per stage on stderr; --quiet: none. stdout keeps the results."""
+    start = tmp_path / "start.safetensors"
+    run("init", "--out", start, check=True)
+    args = ("eval", "--checkpoint", start, "--ebn0-db", "2,4", "--max-blocks", 2000, "--baselines", "")
+    logged = run(*args, check=True)
+    stages = [line for line in logged.stderr.splitlines() if " pt in " in line]
+    assert [line.split(":")[0] for line in stages] == ["learned, neural decoder", "learned, ML detection"]
+    assert all(": 2/2 pt in " in line for line in stages), logged.stderr
+    quiet = run(*args, "--quiet", check=True)
+    assert quiet.stderr.strip() == "" and quiet.stdout == logged.stdout

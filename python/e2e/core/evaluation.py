@@ -67,6 +67,7 @@ def evaluate_bler(link, ebn0_db_grid, *, channel=None, min_errors=100, max_block
         rng = prng.numpy_rng(seed, prng.EVAL, i)
         gen = prng.torch_generator(seed, prng.EVAL, i, prng.NOISE)
         blocks = block_errors = bit_errors = 0
+        done = 0.0  # this point's share finished: it stops at min_errors or max_blocks, whichever first
         while block_errors < min_errors and blocks < max_blocks:
             b = min(int(batch_size), int(max_blocks) - blocks)
             sent = rng.integers(0, M, size=b, dtype=np.int64)
@@ -80,6 +81,9 @@ def evaluate_bler(link, ebn0_db_grid, *, channel=None, min_errors=100, max_block
             if k is not None and k > 0 and wrong.any():
                 # Only wrong blocks can hold bit errors; XOR marks the differing bits.
                 bit_errors += int(message_bits(sent[wrong] ^ decided[wrong], k).sum(dtype=np.int64))
+            now = min(1.0, max(block_errors / min_errors, blocks / max_blocks))
+            bar.update(now - done)
+            done = now
         point = {
             "ebn0_db": ebn0_db,
             "snr_db": snr.ebn0_db_to_snr_db(ebn0_db, M, n),
@@ -95,7 +99,7 @@ def evaluate_bler(link, ebn0_db_grid, *, channel=None, min_errors=100, max_block
                          ber_ci95=list(theory.wilson_interval(bit_errors, bits)))
         results.append(point)
         bar.set_postfix(ebn0_db=ebn0_db, bler=f"{point['bler']:.3g}")
-        bar.update(1)
+        bar.update(1.0 - done)
     bar.close()
     return results
 
