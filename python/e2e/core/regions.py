@@ -291,7 +291,7 @@ def describe_training(train_ebn0_db):
 
 
 def _rate(p, ci):
-    return f"{p:.3g} [{ci[0]:.2g}, {ci[1]:.2g}]"
+    return f"{p:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
 
 
 def format_table(rows):
