@@ -26,6 +26,8 @@ EXAMPLES = """examples:
   gr_e2e merge --transmitter runs/tx.safetensors --receiver runs/rx.safetensors --out runs/link.safetensors
   # the symbol table for GNU Radio's chunks_to_symbols (fast C++ transmitter)
   gr_e2e export-table --checkpoint runs/real/checkpoint.safetensors
+  # 5 seeds of the (7,4) autoencoder from 0 to 8 dB on a local Dask cluster (--address: a remote one)
+  gr_e2e sweep examples/sweep_74.toml --out runs/sweep_74
   # decision regions of an n = 1 link: neural decoder against ML (Voronoi), masses at 0, 4, 8 dB
   gr_e2e plot regions --checkpoint runs/regions16/checkpoint.safetensors --out regions.png --ebn0-db 0,4,8
 """
@@ -420,6 +422,8 @@ def build_parser():
     x.set_defaults(func=cmd_export_table)
     from . import cli_plot
     cli_plot.add_parser(sub)
+    from . import cli_sweep
+    cli_sweep.add_parser(sub)
     return p
 
 
