@@ -12,7 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BLOCK_FILES = sorted((ROOT / "grc").glob("*.block.yml"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.grc"))
 OUR_IDS = {"e2e_nn_encoder", "e2e_nn_decoder", "e2e_block_error_counter", "e2e_training_source",
-           "e2e_model_free_tx", "e2e_model_free_rx", "e2e_ofdm_e2e_tx", "e2e_ofdm_e2e_rx"}
+           "e2e_model_free_tx", "e2e_model_free_rx", "e2e_ofdm_e2e_tx", "e2e_ofdm_e2e_rx", "e2e_metric_history"}
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,8 @@ def errors_of(fg, block):
     ("e2e_ofdm_e2e_rx", "frames_per_batch", ["1", "4"], ["0"]),
     ("e2e_ofdm_e2e_rx", "sync_threshold", ["0.6", "0.9"], ["0", "1"]),
     ("e2e_ofdm_e2e_rx", "timing_offset", ["None", "4", "-16"], ["17"]),
+    ("e2e_metric_history", "length", ["2", "500"], ["1", "0"]),
+    ("e2e_metric_history", "key", ["bler"], [""]),
 ])
 def test_parameter_asserts(flow_graph, block_id, param, good, bad):
     block = flow_graph.new_block(block_id)

@@ -19,12 +19,15 @@ OFDM (hier blocks of GNU Radio's own OFDM, sync and header blocks)
 measurement
   block_error_counter  sent vs decided uint8 messages -> running BLER (float32),
                        bit errors, and a `metrics` message port
+  metric_history       one metric of a `metrics` message stream -> its recent
+                       history as a PDU, which a stock QT time sink plots
 
 Every network block takes a gr-e2e .safetensors checkpoint; the inference
 blocks accept new weights at run time on their `weights` message port, and
 the training blocks publish theirs on a `weights` output.
 """
 from .block_error_counter import block_error_counter
+from .metric_history import metric_history
 from .model_free_rx import model_free_rx
 from .model_free_tx import model_free_tx
 from .nn_decoder import nn_decoder
@@ -33,5 +36,5 @@ from .ofdm_e2e_rx import ofdm_e2e_rx
 from .ofdm_e2e_tx import ofdm_e2e_tx
 from .training_source import training_source
 
-__all__ = ["block_error_counter", "model_free_rx", "model_free_tx", "nn_decoder", "nn_encoder", "ofdm_e2e_rx",
-           "ofdm_e2e_tx", "training_source"]
+__all__ = ["block_error_counter", "metric_history", "model_free_rx", "model_free_tx", "nn_decoder", "nn_encoder",
+           "ofdm_e2e_rx", "ofdm_e2e_tx", "training_source"]
