@@ -1,4 +1,5 @@
 """metric_history: metrics messages in, the recent history of one metric out as a PDU a stock QT time sink plots."""
+import math
 import os
 import subprocess
 import sys
@@ -114,3 +115,17 @@ def test_the_stock_qt_time_sink_plots_the_whole_history():
     assert int(count) == 37
     assert int(nsamps) == 37, nsamps  # the sink's trace is the history, not its 1024 default
     assert same == "True"
+
+
+def test_training_blocks_give_a_function_probe_one_metric(tmp_path):
+    """What the GUI's Function Probes call: metric(name) -> a number; a wrong name says which there are."""
+    from gnuradio.e2e import model_free_rx, model_free_tx
+    from gnuradio.e2e.core import checkpoint, config, models
+    cfg = config.LinkConfig(M=16, n=7)
+    checkpoint.save_link(tmp_path / "start.safetensors", cfg, *models.build(cfg, seed=0))
+    rx = model_free_rx(str(tmp_path / "start.safetensors"), 16, 7, batch_size=10)
+    tx = model_free_tx(str(tmp_path / "start.safetensors"), 16, 7, batch_size=10)
+    assert rx.metric("receiver_steps") == 0 and tx.metric("transmitter_steps") == 0
+    assert math.isnan(rx.metric("loss"))  # no receiver batch yet
+    with pytest.raises(KeyError, match="'receiver_steps'"):
+        rx.metric("steps")

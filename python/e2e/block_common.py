@@ -5,6 +5,7 @@ set_checkpoint(); TrainingBlock gives a live training block its worker
 thread, metrics, checkpoints and stop(). Algorithms live in core.
 """
 import numbers
+import os
 
 import numpy as np
 import pmt
@@ -47,17 +48,37 @@ def validate_sizes(M, n):
     return validate.integer("M", M, 2, MAX_M), validate.integer("n", n, 1)
 
 
-def load_network(source, network, M, n, current_config=None):
+def load_network(source, network, M, n, current_config=None, training_start=False):
     """(config, module) of `network` from a checkpoint path or bytes, with this block's M and n.
 
     Any kind holding the network is accepted, and the whole file is
     validated. current_config: the config of the network the block holds
-    now, whose mode a replacement must keep.
+    now, whose mode a replacement must keep. training_start: the file starts
+    live training (an untrained one will do), which a missing file's error
+    says along with the command that makes it.
     """
     expect = {"M": M, "n": n}
     if current_config is not None:
         expect["mode"] = current_config.mode
-    return ckpt.load_network(source, network, expect=expect)
+    try:
+        return ckpt.load_network(source, network, expect=expect)
+    except ckpt.CheckpointError as e:
+        if e.reason != "no such file":
+            raise
+        path = os.path.abspath(e.source)
+        raise ckpt.CheckpointError(path, f"no such file. {missing_checkpoint_hint(path, M, n, training_start)}") \
+            from None
+
+
+def missing_checkpoint_hint(path, M, n, training_start):
+    """The commands that make a missing checkpoint, in words (a block's error when it cannot start)."""
+    trained = f"`gr_e2e train --M {M} --n {n} --out DIR` writes a trained link to DIR/checkpoint.safetensors"
+    if (M, n) == (16, 7):
+        trained += "; `make demo`, in the gr-e2e checkout, writes results/complex/checkpoint.safetensors"
+    if training_start:
+        return (f"`gr_e2e init --M {M} --n {n} --out {path}` writes an untrained start there "
+                f"(a trained link is a start too: {trained})")
+    return trained
 
 
 def loss_message(batch_index, losses):
@@ -226,6 +247,21 @@ class TrainingBlock:
     def metrics_history(self):
         """Every metrics dict published so far (a list, oldest first)."""
         return list(self._metrics_history)
+
+    def metric(self, name):
+        """One value of training_counters() (a float or an int), e.g. for a GRC Function Probe.
+
+        A probe returning the whole dict needs its labels to pick a value
+        out of it, and GRC 3.10's code generator does not see
+        `probe.get('x')` as a use of the probe (the labels are never
+        updated) while `probe['x']` fails on the probe's initial value. A
+        probe per value, whose variable a label names alone, just works.
+        KeyError names the metrics there are.
+        """
+        counters = self.training_counters()
+        if name not in counters:
+            raise KeyError(f"{self.name()} has no metric {name!r}; it has {sorted(counters)}")
+        return counters[name]
 
     def drain(self, timeout=None):
         """Wait until the queued training jobs have run (True if in time)."""

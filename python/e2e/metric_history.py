@@ -3,7 +3,6 @@ import math
 import threading
 from collections import deque
 
-import numpy as np
 import pmt
 from gnuradio import gr
 
@@ -64,7 +63,7 @@ class metric_history(gr.basic_block):
         with self._lock:
             self._values.append(value)
             self._count += 1
-            values, count = np.array(self._values, dtype=np.float32), self._count
+            values, count = list(self._values), self._count  # a list: pybind would try an array as one float
         meta = pmt.dict_add(pmt.make_dict(), pmt.intern("key"), self._pmt_key)
         meta = pmt.dict_add(meta, pmt.intern("count"), pmt.from_long(count))
         self.message_port_pub(pmt.intern(HISTORY_PORT), pmt.cons(meta, pmt.init_f32vector(len(values), values)))

@@ -89,7 +89,7 @@ class model_free_rx(TrainingBlock, gr.basic_block):
         feedback = FeedbackLink(snr_db=feedback_snr_db, bits=feedback_bits, loss_prob=feedback_loss_prob,
                                 seed=params.seed)
         self._framer = BatchFramer(params.batch_size * self.n, framing)
-        config, decoder = load_network(checkpoint, "decoder", self.M, self.n)
+        config, decoder = load_network(checkpoint, "decoder", self.M, self.n, training_start=True)
         gr.basic_block.__init__(self, name="model_free_rx", in_sig=[np.complex64], out_sig=[np.uint8])
         keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
         self.params, self._config = params, config

@@ -91,7 +91,7 @@ class model_free_tx(TrainingBlock, OutOfRangeWarning, gr.interp_block):
         params = ModelFreeParams(batch_size=batch_size, seed=seed, rx_batches=rx_batches, tx_batches=tx_batches,
                                  sigma2=sigma2, lr=lr, baseline=baseline, lr_schedule=lr_schedule,
                                  schedule_steps=schedule_steps).live_check()
-        config, encoder = load_network(checkpoint, "encoder", self.M, self.n)
+        config, encoder = load_network(checkpoint, "encoder", self.M, self.n, training_start=True)
         gr.interp_block.__init__(self, name="model_free_tx", in_sig=[np.uint8], out_sig=[np.complex64],
                                  interp=self.n)
         keep_alive(self)  # GNU Radio holds Python blocks by a weak handle (block_common)
