@@ -119,10 +119,15 @@ def test_the_gui_flowgraph_runs_offscreen_and_its_probes_see_the_counters(tmp_pa
         tmp_path / "ofdm_loopback_sim.py",
         dict(checkpoint=str(start), tx_out=out["tx"], rx_out=out["rx"], link_out=out["link"], num_batches=200,
              rate=1e7),
-        '{"probe": tb.ofdm_counters, "counters": tb.e2e_ofdm_e2e_rx_0.counters()}',
-        until='tb.ofdm_counters.get("frames_out", 0) >= 300', close=True)  # close: the stop snippet merges
+        '{"probe": tb.ofdm_counters, "counters": tb.e2e_ofdm_e2e_rx_0.counters(), '
+        '"loss_label": tb._qtgui_label_loss_label.text(), "loss_points": tb.loss_history.count(), '
+        '"steps": tb.e2e_model_free_rx_0.metric("receiver_steps")}',
+        until='tb.ofdm_counters.get("frames_out", 0) >= 300 and tb._qtgui_label_loss_label.text() != "nan"',
+        close=True)  # close: the stop snippet merges
     counters = result["counters"]
     # 400 frames sent; the receiver holds the last one, and a few may be lost (at most 2 %, as above).
     assert 400 - 8 <= counters["frames_out"] + counters["frames_lost"] <= 399, counters
     assert result["probe"].get("frames_out", 0) >= 300, result  # the GUI's probe saw the receiver's counters
+    assert 0 < float(result["loss_label"]) < 5, result  # the loss label shows the receiver's running loss
+    assert result["loss_points"] == result["steps"] // 50 >= 1, result  # a point on the loss curve every 50 steps
     assert checkpoint.load_link(out["link"])[0].M == 16  # merged when the window closed
