@@ -10,8 +10,9 @@ GRC names: "Sans 8" and "Sans 7.5") and sets GRC's view options to their
 defaults (parameter values shown, expressions and block ids not, port labels
 and comments shown). Everything else is GRC's code.
 
-canvas_rectangles(path) -> {block name: [(x0, y0, x1, y1), ...]}: the block
-    with its ports, and its comment if it has one, in canvas pixels.
+canvas_rectangles(path, dpi=96) -> {block name: [(x0, y0, x1, y1), ...]}: the
+    block with its ports, and its comment if it has one, in canvas pixels, with
+    text rendered at `dpi` (96: GRC's default; more: larger text).
 overlaps(rects, gap) -> [(name, name)]: pairs of blocks whose rectangles,
     each grown by gap/2 on every side, intersect.
 """
@@ -65,11 +66,12 @@ def _gui_platform():
     return platform
 
 
-def canvas_rectangles(path):
+def canvas_rectangles(path, dpi=96.0):
     """{block name: [block rectangle (ports included), comment rectangle (if any)]} of a .grc file.
 
     Disabled blocks count too: GRC draws them (greyed) unless the user hides them.
     """
+    _PangoOnly.dpi = float(dpi)
     from gnuradio.grc.core.FlowGraph import FlowGraph
     platform = _gui_platform()
     # The canvas FlowGraph builds Gtk menus; the core one holds the same blocks (the gui's block classes).

@@ -20,20 +20,13 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.grc"))
 VIEWS = {"default text, 8 px apart": (96.0, 8.0), "text 25% larger": (120.0, 0.0)}
 
 
-@pytest.fixture(params=list(VIEWS), scope="module")
-def view(request):
-    dpi, gap = VIEWS[request.param]
-    default = grc_canvas._PangoOnly.dpi
-    grc_canvas._PangoOnly.dpi = dpi
-    yield gap
-    grc_canvas._PangoOnly.dpi = default
-
-
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("view", list(VIEWS))
 @pytest.mark.parametrize("grc", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_no_block_covers_another(grc, view):
-    rects = grc_canvas.canvas_rectangles(grc)
-    assert grc_canvas.overlaps(rects, gap=view) == []
+    dpi, gap = VIEWS[view]
+    rects = grc_canvas.canvas_rectangles(grc, dpi=dpi)
+    assert grc_canvas.overlaps(rects, gap=gap) == []
 
 
 def moved(tmp_path, grc, name, coordinate):
