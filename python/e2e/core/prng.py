@@ -23,11 +23,15 @@ class Stream(enum.IntEnum):
     FEEDBACK = 5      # impairments of the loss feedback link, per batch
     VALIDATION = 6    # held-out messages that pick the best training restart
     FINETUNE = 7      # channel noise while fine-tuning a receiver on a frozen constellation
+    ATTACK = 8        # an attacker's data: received signals a perturbation is crafted on, random shifts
+    JAMMING = 9       # Gaussian jamming and other random perturbations
+    ADVERSARY = 10    # robust training: the adversary's draws (FGM sets, generator noise)
 
 
 # Module-level names, so call sites read prng.NOISE as before.
 MESSAGES, NOISE, INIT, EVAL = Stream.MESSAGES, Stream.NOISE, Stream.INIT, Stream.EVAL
 PERTURBATION, FEEDBACK, VALIDATION, FINETUNE = Stream.PERTURBATION, Stream.FEEDBACK, Stream.VALIDATION, Stream.FINETUNE
+ATTACK, JAMMING, ADVERSARY = Stream.ATTACK, Stream.JAMMING, Stream.ADVERSARY
 
 
 def seed_sequence(seed, *path):
