@@ -10,6 +10,7 @@ from . import validate
 NORMALIZATIONS = ("energy", "average")
 ACTIVATIONS = ("relu", "elu", "tanh", "linear")
 RECEIVER_FRONTENDS = ("none", "transformer")
+DECODER_ARCHITECTURES = ("mlp", "cnn")
 DEFAULT_FRONTEND_HIDDEN = (32,)
 
 # Which fields shape which network: merging a transmitter file with a
@@ -18,7 +19,8 @@ DEFAULT_FRONTEND_HIDDEN = (32,)
 SHARED_FIELDS = ("M", "n", "mode")
 ROLE_FIELDS = {
     "encoder": ("normalization", "encoder_hidden", "encoder_activation"),
-    "decoder": ("decoder_hidden", "decoder_activation", "receiver_frontend", "frontend_hidden"),
+    "decoder": ("decoder_hidden", "decoder_activation", "receiver_frontend", "frontend_hidden",
+                "decoder_architecture"),
 }
 
 
@@ -39,6 +41,9 @@ class LinkConfig:
     frontend_hidden: hidden widths of the transformer's estimation network;
     None means DEFAULT_FRONTEND_HIDDEN. Only meaningful with the transformer:
     with receiver_frontend='none' it must stay None.
+    decoder_architecture: 'mlp' (dense layers of widths decoder_hidden) or
+    'cnn' (Conv1d layers over the n symbols with decoder_hidden channels,
+    then a dense layer to the M logits; see models.Decoder).
     """
 
     M: int
@@ -51,6 +56,7 @@ class LinkConfig:
     decoder_activation: str = "relu"
     receiver_frontend: str = "none"
     frontend_hidden: tuple = None
+    decoder_architecture: str = "mlp"
 
     def __post_init__(self):
         validate.sizes(self.M, self.n)
@@ -72,6 +78,7 @@ class LinkConfig:
         else:
             value = DEFAULT_FRONTEND_HIDDEN if self.frontend_hidden is None else self.frontend_hidden
             object.__setattr__(self, "frontend_hidden", validate.widths("frontend_hidden", value))
+        validate.choice("decoder_architecture", self.decoder_architecture, DECODER_ARCHITECTURES)
 
     @property
     def real_outputs(self):
@@ -89,6 +96,8 @@ class LinkConfig:
             del d["receiver_frontend"], d["frontend_hidden"]
         else:
             d["frontend_hidden"] = list(self.frontend_hidden)
+        if self.decoder_architecture == "mlp":
+            del d["decoder_architecture"]  # left out for the same reason
         return d
 
     @classmethod

@@ -9,6 +9,10 @@ Built-in kinds:
   autoencoder   LinkConfig; networks encoder and decoder (a whole link)
   transmitter   LinkConfig; network encoder (what a transmitter trains)
   receiver      LinkConfig; network decoder (what a receiver trains)
+  adversary     adversary.AdversaryConfig; network generator (a perturbation
+                generator: a generative attack, or a defense's adversary)
+  perturbation  perturbation.PerturbationConfig; network perturbation (one
+                universal adversarial perturbation, what adversarial_source plays)
 
 A config class provides to_dict() -> JSON-ready dict and from_dict(d),
 which validates and raises ValueError naming the field. The JSON stored in a
@@ -109,3 +113,9 @@ register(Kind("transmitter", LinkConfig, {"encoder": models.Encoder},
               "the transmitter network of a link"))
 register(Kind("receiver", LinkConfig, {"decoder": models.Decoder},
               "the receiver network of a link"))
+from .adversary import AdversaryConfig, PerturbationGenerator  # noqa: E402 (after the built-in kinds)
+register(Kind("adversary", AdversaryConfig, {"generator": PerturbationGenerator},
+              "a generator that perturbs transmitted signals (attack or defense adversary)"))
+from .perturbation import PerturbationConfig, UniversalPerturbation  # noqa: E402 (after the built-in kinds)
+register(Kind("perturbation", PerturbationConfig, {"perturbation": UniversalPerturbation},
+              "a universal adversarial perturbation"))

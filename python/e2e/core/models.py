@@ -21,6 +21,23 @@ def _mlp(widths, activation, out_features):
     return nn.Sequential(*layers)
 
 
+# Kernel of the CNN decoder's Conv1d layers, in symbols; padding keeps the n positions.
+CNN_KERNEL = 3
+
+
+def _cnn(in_channels, length, channels, activation, out_features):
+    """[batch, in_channels * length] -> Conv1d stack over the length axis -> Dense(out_features).
+
+    The input row is read as in_channels rows of `length` (for [batch, 2n]:
+    real parts, then imaginary parts, i.e. the [batch, 2, n] layout).
+    """
+    layers = [nn.Unflatten(1, (in_channels, length))]
+    for c_in, c_out in zip((in_channels,) + channels[:-1], channels):
+        layers += [nn.Conv1d(c_in, c_out, CNN_KERNEL, padding=CNN_KERNEL // 2), _ACTIVATIONS[activation]()]
+    layers += [nn.Flatten(), nn.Linear(channels[-1] * length, out_features)]
+    return nn.Sequential(*layers)
+
+
 class Encoder(nn.Module):
     """Message index -> n channel symbols with Es = 1 per channel use.
 
@@ -112,6 +129,12 @@ class Decoder(nn.Module):
     gain; the MLP (`net`) then decides on the equalised block. Otherwise
     `frontend` is None and the MLP sees the received block as it is.
 
+    With config.decoder_architecture == 'cnn', `net` is a CNN instead of the
+    MLP: the block is read as [batch, 2, n] (channels re, im; real mode: one
+    channel of n real parts), Conv1d layers of decoder_hidden channels
+    (kernel CNN_KERNEL, length kept) with decoder_activation, then flatten
+    and Dense to M logits.
+
     Input:  real float32 [batch, 2n] (real parts, then imaginary parts)
     Output: logits float32 [batch, M]
     """
@@ -120,7 +143,11 @@ class Decoder(nn.Module):
         super().__init__()
         self.config = config
         inputs = config.n if config.mode == "real" else 2 * config.n
-        self.net = _mlp((inputs,) + config.decoder_hidden, config.decoder_activation, config.M)
+        if config.decoder_architecture == "cnn":
+            self.net = _cnn(inputs // config.n, config.n, config.decoder_hidden, config.decoder_activation,
+                            config.M)
+        else:
+            self.net = _mlp((inputs,) + config.decoder_hidden, config.decoder_activation, config.M)
         # Built after net, so the MLP starts from the same weights as a plain
         # decoder built from the same seed.
         self.frontend = TransformerFrontend(config) if config.receiver_frontend == "transformer" else None
@@ -151,13 +178,14 @@ def interleaved_decoder(decoder):
     network. Viewed as float32, complex64 [B, n] is already [B, 2n] with
     real and imaginary parts interleaved, so permuting the first layer's
     input columns gives the same logits (up to float summation order)
-    without the copy. A decoder with a receiver frontend returns None.
+    without the copy. A decoder with a receiver frontend, or a CNN decoder
+    (whose convolutions read the [2, n] layout), returns None.
 
     Input of the returned module:  float32 [batch, 2n] (re0, im0, re1, im1, ...),
         e.g. torch.from_numpy(y.view(np.float32)) for complex64 y [batch, n]
     Output: logits float32 [batch, M]
     """
-    if decoder.frontend is not None:
+    if decoder.frontend is not None or decoder.config.decoder_architecture != "mlp":
         return None
     c = decoder.config
     first = decoder.net[0]
