@@ -1,4 +1,4 @@
-"""gr_e2e: command-line tools for gr-e2e (init, info, train, eval, merge, export-table).
+"""gr_e2e: command-line tools for gr-e2e (init, info, train, eval, merge, export-table, attack).
 
 Every computation lives in core/; this file parses arguments, checks them
 with core.validate under the option's name, calls core and writes files.
@@ -26,6 +26,10 @@ EXAMPLES = """examples:
   gr_e2e merge --transmitter runs/tx.safetensors --receiver runs/rx.safetensors --out runs/link.safetensors
   # the symbol table for GNU Radio's chunks_to_symbols (fast C++ transmitter)
   gr_e2e export-table --checkpoint runs/real/checkpoint.safetensors
+  # a universal adversarial perturbation at PSR -6 dB against the link's own decoder, BLER under it
+  gr_e2e attack --checkpoint runs/real/checkpoint.safetensors --psr-db -6 --out runs/attack
+  # the same link's receiver made robust by the GAN-based defense (transmitter kept)
+  gr_e2e train --method gan-defense --start runs/real/checkpoint.safetensors --ebn0-db 8.5 --out runs/gan
   # 5 seeds of the (7,4) autoencoder from 0 to 8 dB on a local Dask cluster (--address: a remote one)
   gr_e2e sweep examples/sweep_74.toml --out runs/sweep_74
   # decision regions of an n = 1 link: neural decoder against ML (Voronoi), masses at 0, 4, 8 dB
@@ -154,7 +158,8 @@ def cmd_info(args):
     cfg = c.config.to_dict()
     print(f"{c.source}: {c.kind} checkpoint, {os.path.getsize(args.checkpoint)} bytes")
     print("config: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())))
-    counts = {name: sum(p.numel() for p in module.parameters()) for name, module in c.networks.items()}
+    # state_dict, not parameters(): a perturbation file stores its values as a buffer.
+    counts = {name: sum(v.numel() for v in module.state_dict().values()) for name, module in c.networks.items()}
     for name in sorted(counts):
         print(f"{name}: {type(c.networks[name]).__name__}, {counts[name]} parameters")
     meta = {k: v for k, v in c.metadata.items() if k != checkpoint.CONFIG_KEY}
@@ -169,6 +174,7 @@ def cmd_info(args):
 
 def cmd_train(args):
     import torch
+    from . import cli_attack
     from .core import channels, checkpoint, kinds, plots, training
     for option in ("--steps", "--batch-size", "--restarts", "--threads"):
         validate.integer(option, getattr(args, option[2:].replace("-", "_")), 1)
@@ -181,9 +187,15 @@ def cmd_train(args):
     if cfg.mode == "real" and not channel.preserves_real:
         raise UsageError(f"--channel {args.channel} needs --mode complex (it rotates signal into the "
                          "imaginary part)")
+    if args.start and args.method not in cli_attack.ROBUST_METHODS:
+        raise UsageError(f"--start applies to --method {' or '.join(cli_attack.ROBUST_METHODS)}, not {args.method}")
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
-    if args.method == "model-free":
+    generator = None
+    if args.method in cli_attack.ROBUST_METHODS:
+        cfg, enc, dec, report = cli_attack.train_robust(args, cfg, channel, ebn0)
+        generator = report.pop("generator")
+    elif args.method == "model-free":
         enc, dec, report = train_model_free(args, cfg, channel, ebn0)
     else:
         enc, dec, report = training.fit_link(
@@ -196,6 +208,10 @@ def cmd_train(args):
     checkpoint.save_link(ckpt, cfg, enc, dec, metadata={"ebn0_db": json.dumps(ebn0), "seed": args.seed,
                                                         "steps": args.steps, "method": args.method,
                                                         "channel": args.channel})
+    if generator is not None:
+        from .core import adversary
+        adversary.save_adversary(os.path.join(args.out, "adversary.safetensors"), generator.config, generator,
+                                 metadata={"seed": args.seed, "method": args.method, "start": args.start})
     chosen = report["runs"][report["chosen"]]
     plots.plot_loss(chosen["history"], os.path.join(args.out, "loss.png"),
                     title=f"training loss, M={cfg.M} n={cfg.n} {cfg.mode}")
@@ -212,7 +228,8 @@ def cmd_train(args):
     print(f"trained in {seconds:.1f} s ({args.method}; restart {report['chosen'] + 1} of "
           f"{len(report['runs'])} kept, {chosen['validation_errors']}/{chosen['validation_blocks']} "
           f"validation block errors)")
-    print(f"wrote {ckpt}, loss.png, constellation.png, train.json in {args.out}")
+    extra = ", adversary.safetensors" if generator is not None else ""
+    print(f"wrote {ckpt}, loss.png, constellation.png, train.json{extra} in {args.out}")
     return 0
 
 
@@ -321,6 +338,7 @@ def cmd_export_table(args):
 
 
 def build_parser():
+    from . import cli_attack
     from .core import channels, model_free, report, training
     mf_defaults = model_free.ModelFreeParams()
     p = argparse.ArgumentParser(
@@ -347,10 +365,14 @@ def build_parser():
 
     t = sub.add_parser("train", help="train an encoder/decoder pair, write a checkpoint and plots",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--method", choices=["model-aware", "model-free"], default="model-aware",
+    t.add_argument("--method", choices=["model-aware", "model-free", *cli_attack.ROBUST_METHODS],
+                   default="model-aware",
                    help="model-aware: backpropagate through the differentiable channel; model-free: "
                         "receiver by its true gradient, transmitter by policy gradient from fed-back "
-                        "losses (Aoudia & Hoydis), never differentiating the channel; --steps counts batches")
+                        "losses (Aoudia & Hoydis), never differentiating the channel; --steps counts batches; "
+                        "adversarial / gan-defense: retrain the receiver of --start against adversarial "
+                        "perturbations (a fixed FGM set / a generator adversary with consensus "
+                        "optimisation), its transmitter frozen; the link options come from --start")
     add_link_options(t)
     t.add_argument("--ebn0-db", default="7", help="training Eb/N0 in dB, or LO:HI drawn per example")
     t.add_argument("--channel", choices=channels.NAMES, default="awgn",
@@ -382,6 +404,7 @@ def build_parser():
                     help="quantise fed-back losses to this many bits (0: no quantisation)")
     mf.add_argument("--feedback-loss-prob", type=_number, default=0.0,
                     help="probability a feedback message is lost")
+    cli_attack.add_train_options(t)
     t.add_argument("--seed", type=_number, default=0, help="seed of every random stream")
     t.add_argument("--threads", type=_number, default=1, help="torch CPU threads")
     t.add_argument("--out", required=True, help="output folder")
@@ -424,6 +447,7 @@ def build_parser():
     cli_plot.add_parser(sub)
     from . import cli_sweep
     cli_sweep.add_parser(sub)
+    cli_attack.add_parser(sub)
     return p
 
 
