@@ -12,7 +12,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BLOCK_FILES = sorted((ROOT / "grc").glob("*.block.yml"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.grc"))
 OUR_IDS = {"e2e_nn_encoder", "e2e_nn_decoder", "e2e_block_error_counter", "e2e_training_source",
-           "e2e_model_free_tx", "e2e_model_free_rx", "e2e_ofdm_e2e_tx", "e2e_ofdm_e2e_rx", "e2e_metric_history"}
+           "e2e_model_free_tx", "e2e_model_free_rx", "e2e_ofdm_e2e_tx", "e2e_ofdm_e2e_rx", "e2e_metric_history",
+           "e2e_adversarial_source"}
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,11 @@ def errors_of(fg, block):
     ("e2e_ofdm_e2e_rx", "timing_offset", ["None", "4", "-16"], ["17"]),
     ("e2e_metric_history", "length", ["2", "500"], ["1", "0"]),
     ("e2e_metric_history", "key", ["bler"], [""]),
+    ("e2e_adversarial_source", "mode", ["'universal'", "'jamming'", "'off'"], ["'fgm'", "'Universal'"]),
+    ("e2e_adversarial_source", "psr_db", ["-60", "-6", "20"], ["-61", "20.5"]),
+    ("e2e_adversarial_source", "symbol_offset", ["0", "6"], ["-1", "7"]),
+    ("e2e_adversarial_source", "craft_messages", ["1", "2000"], ["0"]),
+    ("e2e_adversarial_source", "jamming_mode", ["'complex'", "'real'"], ["'both'"]),
 ])
 def test_parameter_asserts(flow_graph, block_id, param, good, bad):
     block = flow_graph.new_block(block_id)

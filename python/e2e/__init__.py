@@ -7,6 +7,9 @@ inference
                        transmitter: lookup in the trained symbol table)
   nn_decoder           n complex64 symbols -> uint8 decided message (learned
                        receiver), optionally float32[M] message probabilities
+  adversarial_source   transmitted complex64 symbols -> an attacker's
+                       perturbation (universal, black-box, generative,
+                       jamming) at a set PSR, added into the channel
 live training (model-free, Aoudia & Hoydis)
   training_source      deterministic training messages (seed, batch index) in
                        tagged batches
@@ -22,11 +25,17 @@ measurement
   metric_history       one metric of a `metrics` message stream -> its recent
                        history as a PDU, which a stock QT time sink plots
 
+Tables for a Hamming (7,4) BPSK baseline from stock blocks:
+hamming74_symbol_table() (chunks_to_symbols, D = 7) and
+hamming74_decoding_table() (map_bb after pack_k_bits_bb(7)).
+
 Every network block takes a gr-e2e .safetensors checkpoint; the inference
 blocks accept new weights at run time on their `weights` message port, and
 the training blocks publish theirs on a `weights` output.
 """
+from .adversarial_source import adversarial_source
 from .block_error_counter import block_error_counter
+from .hamming74_tables import hamming74_decoding_table, hamming74_symbol_table
 from .metric_history import metric_history
 from .model_free_rx import model_free_rx
 from .model_free_tx import model_free_tx
@@ -36,5 +45,6 @@ from .ofdm_e2e_rx import ofdm_e2e_rx
 from .ofdm_e2e_tx import ofdm_e2e_tx
 from .training_source import training_source
 
-__all__ = ["block_error_counter", "metric_history", "model_free_rx", "model_free_tx", "nn_decoder", "nn_encoder",
+__all__ = ["adversarial_source", "block_error_counter", "hamming74_decoding_table", "hamming74_symbol_table",
+           "metric_history", "model_free_rx", "model_free_tx", "nn_decoder", "nn_encoder",
            "ofdm_e2e_rx", "ofdm_e2e_tx", "training_source"]
