@@ -215,7 +215,8 @@ def test_by_name_and_function_channel():
     assert isinstance(channels.by_name("awgn"), channels.AWGN)
     assert isinstance(channels.by_name("rayleigh"), channels.RayleighBlockFading)
     assert isinstance(channels.by_name("phase"), channels.Chain)
-    with pytest.raises(ValueError, match=r"^channel must be one of \('awgn', 'rayleigh', 'phase'\)"):
+    assert isinstance(channels.by_name("pa"), channels.Chain)
+    with pytest.raises(ValueError, match=r"^channel must be one of \('awgn', 'rayleigh', 'phase', 'pa'\)"):
         channels.by_name("rician")
     ch = channels.FunctionChannel(lambda z: 2 * z)
     x = unit_symbols(5, 3, 32)

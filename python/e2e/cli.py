@@ -297,7 +297,8 @@ def cmd_eval(args):
     _write_json(out_json, {"checkpoint": args.checkpoint, "config": json.loads(kinds.config_json("autoencoder", cfg)),
                            "channel": args.channel, "min_errors": args.min_errors, "max_blocks": args.max_blocks,
                            "curves": curves, "gaps_db": gaps})
-    channel_title = {"awgn": "AWGN", "rayleigh": "Rayleigh block fading", "phase": "random phase + AWGN"}
+    channel_title = {"awgn": "AWGN", "rayleigh": "Rayleigh block fading", "phase": "random phase + AWGN",
+                     "pa": "Saleh PA + phase offset + AWGN"}
     plots.plot_bler(curves, os.path.join(args.out, "bler.png"),
                     title=f"M={cfg.M}, n={cfg.n}, {cfg.mode} mode, {channel_title[args.channel]}",
                     baselines=[k for k in curves if not k.startswith("learned")])
@@ -377,7 +378,8 @@ def build_parser():
     t.add_argument("--ebn0-db", default="7", help="training Eb/N0 in dB, or LO:HI drawn per example")
     t.add_argument("--channel", choices=channels.NAMES, default="awgn",
                    help="training channel; rayleigh: block fading, one h ~ CN(0,1) per message; phase: a "
-                        "random carrier phase per message, then AWGN (both complex mode)")
+                        "random carrier phase per message, then AWGN; pa: a Saleh power amplifier (3 dB input "
+                        "back-off), a fixed pi/8 phase offset, then AWGN (all three complex mode)")
     t.add_argument("--steps", type=_number, default=3000, help="gradient steps (model-free: batches)")
     t.add_argument("--batch-size", type=_number, default=mf_defaults.batch_size, help="messages per step")
     t.add_argument("--lr", type=_number, default=None,
@@ -422,7 +424,8 @@ def build_parser():
                         "(none off AWGN)")
     e.add_argument("--channel", choices=channels.NAMES, default="awgn",
                    help="rayleigh: block fading (one h ~ CN(0,1) per message, not told to the receiver); "
-                        "phase: a random phase per message, then AWGN. Off AWGN the classical baselines "
+                        "phase: a random phase per message, then AWGN; pa: Saleh power amplifier, fixed phase "
+                        "offset, AWGN. Off AWGN the classical baselines "
                         "are not run; on rayleigh the learned constellation is also scored with ML "
                         "detection without channel knowledge")
     e.add_argument("--seed", type=_number, default=0)

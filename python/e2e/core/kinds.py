@@ -13,6 +13,8 @@ Built-in kinds:
                 generator: a generative attack, or a defense's adversary)
   perturbation  perturbation.PerturbationConfig; network perturbation (one
                 universal adversarial perturbation, what adversarial_source plays)
+  channel_model channel_gan.ChannelModelConfig; networks generator and
+                discriminator (a learned channel, what learned_channel plays)
 
 A config class provides to_dict() -> JSON-ready dict and from_dict(d),
 which validates and raises ValueError naming the field. The JSON stored in a
@@ -119,3 +121,7 @@ register(Kind("adversary", AdversaryConfig, {"generator": PerturbationGenerator}
 from .perturbation import PerturbationConfig, UniversalPerturbation  # noqa: E402 (after the built-in kinds)
 register(Kind("perturbation", PerturbationConfig, {"perturbation": UniversalPerturbation},
               "a universal adversarial perturbation"))
+from .channel_gan import ChannelDiscriminator, ChannelGenerator, ChannelModelConfig  # noqa: E402
+register(Kind("channel_model", ChannelModelConfig,
+              {"generator": ChannelGenerator, "discriminator": ChannelDiscriminator},
+              "a learned channel: conditional GAN generator and discriminator of p(y | x)"))

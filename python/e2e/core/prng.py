@@ -26,12 +26,15 @@ class Stream(enum.IntEnum):
     ATTACK = 8        # an attacker's data: received signals a perturbation is crafted on, random shifts
     JAMMING = 9       # Gaussian jamming and other random perturbations
     ADVERSARY = 10    # robust training: the adversary's draws (FGM sets, generator noise)
+    CHANNEL_GAN = 11  # learned channels: GAN minibatches, generator noise z, the real channel while training
+    CAPTURE = 12      # channel datasets: simulated transmit symbols and channel draws, splits
 
 
 # Module-level names, so call sites read prng.NOISE as before.
 MESSAGES, NOISE, INIT, EVAL = Stream.MESSAGES, Stream.NOISE, Stream.INIT, Stream.EVAL
 PERTURBATION, FEEDBACK, VALIDATION, FINETUNE = Stream.PERTURBATION, Stream.FEEDBACK, Stream.VALIDATION, Stream.FINETUNE
 ATTACK, JAMMING, ADVERSARY = Stream.ATTACK, Stream.JAMMING, Stream.ADVERSARY
+CHANNEL_GAN, CAPTURE = Stream.CHANNEL_GAN, Stream.CAPTURE
 
 
 def seed_sequence(seed, *path):
