@@ -44,9 +44,28 @@ tb.run()
 print("RESULT", 40)
 """
 
+CHANNELS = """
+import gc, os, tempfile
+from gnuradio import e2e, gr
+from gnuradio.e2e.core import channel_dataset, channel_gan
+folder = tempfile.mkdtemp()
+model, pairs = os.path.join(folder, "channel_model.safetensors"), os.path.join(folder, "pairs.safetensors")
+cfg = channel_gan.ChannelModelConfig(n=7)
+channel_gan.save_channel_model(model, cfg, *channel_gan.build_channel_model(cfg, seed=0))
+tb = gr.top_block()
+enc = e2e.nn_encoder(CKPT, 16, 7)
+capture = e2e.channel_capture(pairs, 16, 7, batch_size=100)
+tb.connect(e2e.training_source(16, 100, 0, num_batches=30), enc, (capture, 0))
+tb.connect(enc, e2e.simulated_channel("pa", 16, 7, 6.0), e2e.learned_channel(model, 16, 7), (capture, 1))
+del enc, capture
+gc.collect()
+tb.run()
+print("RESULT", len(channel_dataset.load_dataset(pairs)))
+"""
+
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("script", [INFERENCE, TRAINING], ids=["inference_and_ofdm", "training"])
+@pytest.mark.parametrize("script", [INFERENCE, TRAINING, CHANNELS], ids=["inference_and_ofdm", "training", "channels"])
 def test_blocks_built_inline_survive_garbage_collection(script, tiny_link):
     code = f"CKPT = {tiny_link.path!r}\n" + script
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=100)
@@ -55,3 +74,5 @@ def test_blocks_built_inline_survive_garbage_collection(script, tiny_link):
     if script is INFERENCE:
         # 29 frames of 192 messages decided (the receiver holds the last), through a noiseless channel.
         assert int(result[0]) == 29 * 192 and float(result[1]) == 0.0, result
+    if script is CHANNELS:
+        assert int(result[0]) == 30 * 100, result  # every message of every batch recorded

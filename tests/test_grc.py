@@ -13,7 +13,7 @@ BLOCK_FILES = sorted((ROOT / "grc").glob("*.block.yml"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.grc"))
 OUR_IDS = {"e2e_nn_encoder", "e2e_nn_decoder", "e2e_block_error_counter", "e2e_training_source",
            "e2e_model_free_tx", "e2e_model_free_rx", "e2e_ofdm_e2e_tx", "e2e_ofdm_e2e_rx", "e2e_metric_history",
-           "e2e_adversarial_source"}
+           "e2e_adversarial_source", "e2e_channel_capture", "e2e_learned_channel", "e2e_simulated_channel"}
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,15 @@ def errors_of(fg, block):
     ("e2e_adversarial_source", "symbol_offset", ["0", "6"], ["-1", "7"]),
     ("e2e_adversarial_source", "craft_messages", ["1", "2000"], ["0"]),
     ("e2e_adversarial_source", "jamming_mode", ["'complex'", "'real'"], ["'both'"]),
+    ("e2e_simulated_channel", "channel", ["'awgn'", "'rayleigh'", "'phase'", "'pa'"], ["'saleh'", "'AWGN'"]),
+    ("e2e_simulated_channel", "n", ["1", "7"], ["0"]),
+    ("e2e_simulated_channel", "seed", ["0", "5"], ["-1"]),
+    ("e2e_learned_channel", "M", ["2", "256"], ["1", "257"]),
+    ("e2e_learned_channel", "seed", ["0", "3"], ["-1"]),
+    ("e2e_channel_capture", "max_messages", ["1", "100000"], ["0", "-1"]),
+    ("e2e_channel_capture", "batch_size", ["0", "500"], ["-1"]),
+    ("e2e_channel_capture", "sample_rate", ["0", "1e6"], ["-1"]),
+    ("e2e_channel_capture", "save_every", ["0", "1000"], ["-1"]),
 ])
 def test_parameter_asserts(flow_graph, block_id, param, good, bad):
     block = flow_graph.new_block(block_id)

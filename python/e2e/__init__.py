@@ -10,6 +10,14 @@ inference
   adversarial_source   transmitted complex64 symbols -> an attacker's
                        perturbation (universal, black-box, generative,
                        jamming) at a set PSR, added into the channel
+  learned_channel      transmitted complex64 symbols -> y = G(x, z) of a
+                       learned channel model (GAN generator), n per message
+channels and datasets
+  simulated_channel    complex64 symbols through a core channel (awgn,
+                       rayleigh, phase, pa) at a set Eb/N0, per message,
+                       keeping every sample and tag
+  channel_capture      transmitted and received complex64 symbols -> a
+                       channel dataset file of (x, y) pairs per message
 live training (model-free, Aoudia & Hoydis)
   training_source      deterministic training messages (seed, batch index) in
                        tagged batches
@@ -35,7 +43,9 @@ the training blocks publish theirs on a `weights` output.
 """
 from .adversarial_source import adversarial_source
 from .block_error_counter import block_error_counter
+from .channel_capture import channel_capture
 from .hamming74_tables import hamming74_decoding_table, hamming74_symbol_table
+from .learned_channel import learned_channel
 from .metric_history import metric_history
 from .model_free_rx import model_free_rx
 from .model_free_tx import model_free_tx
@@ -43,8 +53,9 @@ from .nn_decoder import nn_decoder
 from .nn_encoder import nn_encoder
 from .ofdm_e2e_rx import ofdm_e2e_rx
 from .ofdm_e2e_tx import ofdm_e2e_tx
+from .simulated_channel import simulated_channel
 from .training_source import training_source
 
-__all__ = ["adversarial_source", "block_error_counter", "hamming74_decoding_table", "hamming74_symbol_table",
-           "metric_history", "model_free_rx", "model_free_tx", "nn_decoder", "nn_encoder",
-           "ofdm_e2e_rx", "ofdm_e2e_tx", "training_source"]
+__all__ = ["adversarial_source", "block_error_counter", "channel_capture", "hamming74_decoding_table",
+           "hamming74_symbol_table", "learned_channel", "metric_history", "model_free_rx", "model_free_tx",
+           "nn_decoder", "nn_encoder", "ofdm_e2e_rx", "ofdm_e2e_tx", "simulated_channel", "training_source"]
