@@ -1,4 +1,4 @@
-"""gr_e2e: command-line tools for gr-e2e (init, info, train, eval, merge, export-table, attack).
+"""gr_e2e: command-line tools for gr-e2e (init, info, train, eval, merge, export-table, attack, capture).
 
 Every computation lives in core/; this file parses arguments, checks them
 with core.validate under the option's name, calls core and writes files.
@@ -30,6 +30,10 @@ EXAMPLES = """examples:
   gr_e2e attack --checkpoint runs/real/checkpoint.safetensors --psr-db -6 --out runs/attack
   # the same link's receiver made robust by the GAN-based defense (transmitter kept)
   gr_e2e train --method gan-defense --start runs/real/checkpoint.safetensors --ebn0-db 8.5 --out runs/gan
+  # 10000 (x, y) pairs of the power-amplifier channel at 8 dB: a dataset a channel model is fitted to
+  gr_e2e capture --channel pa --ebn0-db 8 --count 10000 --out runs/pa_pairs.safetensors
+  # RA-GAN: a link trained through a learned channel model of the PA channel, never differentiating the channel
+  gr_e2e train --method ra-gan --channel pa --ebn0-db 8 --out runs/ragan
   # 5 seeds of the (7,4) autoencoder from 0 to 8 dB on a local Dask cluster (--address: a remote one)
   gr_e2e sweep examples/sweep_74.toml --out runs/sweep_74
   # decision regions of an n = 1 link: neural decoder against ML (Voronoi), masses at 0, 4, 8 dB
@@ -154,7 +158,13 @@ def cmd_init(args):
 
 def cmd_info(args):
     from .core import checkpoint
-    c = checkpoint.load(args.checkpoint)
+    try:
+        c = checkpoint.load(args.checkpoint)
+    except checkpoint.CheckpointError:
+        from . import cli_channel
+        if cli_channel.print_dataset_info(args.checkpoint, args.json):  # a channel dataset, not a checkpoint
+            return 0
+        raise
     cfg = c.config.to_dict()
     print(f"{c.source}: {c.kind} checkpoint, {os.path.getsize(args.checkpoint)} bytes")
     print("config: " + ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())))
@@ -174,7 +184,9 @@ def cmd_info(args):
 
 def cmd_train(args):
     import torch
-    from . import cli_attack
+    from . import cli_attack, cli_channel
+    if args.method in cli_channel.GAN_METHODS:
+        return cli_channel.train_gan(args)
     from .core import channels, checkpoint, kinds, plots, training
     for option in ("--steps", "--batch-size", "--restarts", "--threads"):
         validate.integer(option, getattr(args, option[2:].replace("-", "_")), 1)
@@ -339,7 +351,7 @@ def cmd_export_table(args):
 
 
 def build_parser():
-    from . import cli_attack
+    from . import cli_attack, cli_channel
     from .core import channels, model_free, report, training
     mf_defaults = model_free.ModelFreeParams()
     p = argparse.ArgumentParser(
@@ -359,21 +371,24 @@ def build_parser():
     i.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     i.set_defaults(func=cmd_init)
 
-    f = sub.add_parser("info", help="what a checkpoint holds: kind, config, networks, metadata")
-    f.add_argument("checkpoint", help=".safetensors checkpoint of any kind")
+    f = sub.add_parser("info", help="what a checkpoint holds: kind, config, networks, metadata (or a channel "
+                                    "dataset: metadata, rows)")
+    f.add_argument("checkpoint", help=".safetensors checkpoint of any kind, or a channel dataset")
     f.add_argument("--json", action="store_true", help="also print it all as one JSON line")
     f.set_defaults(func=cmd_info)
 
     t = sub.add_parser("train", help="train an encoder/decoder pair, write a checkpoint and plots",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--method", choices=["model-aware", "model-free", *cli_attack.ROBUST_METHODS],
-                   default="model-aware",
+    t.add_argument("--method", default="model-aware",
+                   choices=["model-aware", "model-free", *cli_attack.ROBUST_METHODS, *cli_channel.GAN_METHODS],
                    help="model-aware: backpropagate through the differentiable channel; model-free: "
                         "receiver by its true gradient, transmitter by policy gradient from fed-back "
                         "losses (Aoudia & Hoydis), never differentiating the channel; --steps counts batches; "
                         "adversarial / gan-defense: retrain the receiver of --start against adversarial "
                         "perturbations (a fixed FGM set / a generator adversary with consensus "
-                        "optimisation), its transmitter frozen; the link options come from --start")
+                        "optimisation), its transmitter frozen; the link options come from --start; "
+                        "ra-gan / gan: through a learned channel model (residual generator with L2 / plain "
+                        "generator), over --channel never differentiated, or fitted to a --dataset")
     add_link_options(t)
     t.add_argument("--ebn0-db", default="7", help="training Eb/N0 in dB, or LO:HI drawn per example")
     t.add_argument("--channel", choices=channels.NAMES, default="awgn",
@@ -407,6 +422,7 @@ def build_parser():
     mf.add_argument("--feedback-loss-prob", type=_number, default=0.0,
                     help="probability a feedback message is lost")
     cli_attack.add_train_options(t)
+    cli_channel.add_train_options(t)
     t.add_argument("--seed", type=_number, default=0, help="seed of every random stream")
     t.add_argument("--threads", type=_number, default=1, help="torch CPU threads")
     t.add_argument("--out", required=True, help="output folder")
@@ -451,6 +467,7 @@ def build_parser():
     from . import cli_sweep
     cli_sweep.add_parser(sub)
     cli_attack.add_parser(sub)
+    cli_channel.add_parser(sub)
     return p
 
 
