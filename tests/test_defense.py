@@ -214,3 +214,31 @@ def test_generative_attack_beats_jamming(tiny_link):
     generative = theory.wilson_interval(block_errors(dec, y + p, m), blocks, CONF)
     jammed = theory.wilson_interval(block_errors(dec, y + jam, m), blocks, CONF)
     assert generative[0] > jammed[1], (generative, jammed)
+
+
+def test_fit_robust_receiver_keeps_the_best_held_out_candidate(tiny_link):
+    from gnuradio.e2e.core import adversary
+    before = {k: v.clone() for k, v in tiny_link.decoder.state_dict().items()}
+    gcfg = adversary.AdversaryConfig(M=16, n=7, psr_db=-6.0)
+    dec, gen, report = defense.fit_robust_receiver("gan-defense", tiny_link.encoder, tiny_link.decoder,
+                                                   channels.AWGN(), 8.5, -6.0, steps=4, batch_size=50,
+                                                   restarts=2, snapshots=2, adversary_config=gcfg)
+    for k, v in tiny_link.decoder.state_dict().items():  # the starting receiver is left as it was
+        assert torch.equal(v, before[k])
+    assert dec is not tiny_link.decoder and gen is not None and not dec.training
+    scores = [(s["clean"] + s["attacked"], run["run"], s["step"]) for run in report["runs"] for s in run["snapshots"]]
+    assert len(scores) == 4 and [s[2] for s in scores] == [2, 4, 2, 4]
+    best = min(scores)
+    assert (report["chosen"]["run"], report["chosen"]["step"]) == (best[1], best[2])
+    # the kept decoder is the candidate that was scored: scoring it again gives the same counts
+    again = defense.robust_validation(tiny_link.encoder, dec, channels.AWGN(), 8.5, -6.0)
+    assert again["clean"] + again["attacked"] == best[0]
+
+
+def test_fit_robust_receiver_refuses_a_gan_without_its_adversary(tiny_link):
+    with pytest.raises(ValueError, match="adversary_config"):
+        defense.fit_robust_receiver("gan-defense", tiny_link.encoder, tiny_link.decoder, channels.AWGN(), 8.5, -6.0,
+                                    steps=2, batch_size=10)
+    with pytest.raises(ValueError, match="method"):
+        defense.fit_robust_receiver("bogus", tiny_link.encoder, tiny_link.decoder, channels.AWGN(), 8.5, -6.0,
+                                    steps=2)
