@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 RUN := source ./setup_env.sh && export MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen &&
 
-.PHONY: setup demo test test-quick bench bench-model-free bench-ofdm clean
+.PHONY: setup demo test test-quick bench bench-model-free bench-ofdm bench-adversarial bench-learned-channel clean
 setup:
 	@bash scripts/setup.sh
 
@@ -24,6 +24,12 @@ bench-model-free: setup  ## model-free vs model-aware (offline and live), noisy 
 
 bench-ofdm: setup  ## learned OFDM link vs stock ofdm_tx/ofdm_rx: error rates, sync, training curves, throughput
 	@$(RUN) python bench/ofdm_link.py --json bench/out/ofdm_link.json --plot bench/out/ofdm_link.png
+
+bench-adversarial: setup  ## attacks (jamming, white-box and black-box universal) vs regular, adversarial and GAN-defended receivers
+	@$(RUN) python bench/adversarial.py
+
+bench-learned-channel: setup  ## RA-GAN vs known-channel, model-free and plain-GAN training on AWGN and a PA channel; ablations; files for the learned-channel examples
+	@$(RUN) python bench/learned_channel.py
 
 clean:
 	rm -rf build prefix setup_env.sh
