@@ -10,24 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from gnuradio.e2e import cli
 from gnuradio.e2e.core import adversary, attacks, checkpoint, perturbation, robustness
 
-
-def main(args, capsys):
-    try:
-        rc = cli.main([str(a) for a in args])
-    except SystemExit as e:  # argparse's own errors
-        rc = e.code
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return rc, out.out, out.err
-
-
-def error_line(err):
-    lines = [l for l in err.splitlines() if l.startswith("gr_e2e") and ": error: " in l]
-    assert lines, err
-    return lines[-1]
+from cli_in_process import error_line, main
 
 
 def test_attack_writes_the_perturbation_it_measures(tiny_link, tmp_path, capsys):

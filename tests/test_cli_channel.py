@@ -14,21 +14,7 @@ import torch
 from gnuradio.e2e import cli, cli_channel
 from gnuradio.e2e.core import channel_dataset, channel_gan, channel_gan_training, checkpoint, models, prng
 
-
-def main(args, capsys):
-    try:
-        rc = cli.main([str(a) for a in args])
-    except SystemExit as e:  # argparse's own errors
-        rc = e.code
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return rc, out.out, out.err
-
-
-def error_line(err):
-    lines = [l for l in err.splitlines() if l.startswith("gr_e2e") and ": error: " in l]
-    assert lines, err
-    return lines[-1]
+from cli_in_process import error_line, main
 
 
 @pytest.fixture(scope="module")

@@ -105,13 +105,7 @@ class ChannelModelConfig:
     @classmethod
     def from_dict(cls, d):
         """Build and validate from to_dict()'s output; ValueError names what is wrong."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ValueError(f"config has unknown keys {sorted(unknown)}")
-        if "n" not in d:
-            raise ValueError("config lacks ['n']")
-        return cls(**d)
+        return cls(**validate.config_dict(cls, d, ("n",)))
 
 
 def _mlp(widths, activation, out_features):

@@ -103,14 +103,7 @@ class LinkConfig:
     @classmethod
     def from_dict(cls, d):
         """Build and validate from to_dict()'s output; ValueError names what is wrong."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ValueError(f"config has unknown keys {sorted(unknown)}")
-        missing = {"M", "n"} - set(d)
-        if missing:
-            raise ValueError(f"config lacks {sorted(missing)}")
-        return cls(**d)
+        return cls(**validate.config_dict(cls, d, ("M", "n")))
 
     def role_fields(self, role):
         """{field: value} of the fields that shape `role` ('encoder' or 'decoder')."""

@@ -74,14 +74,7 @@ class PerturbationConfig:
     @classmethod
     def from_dict(cls, d):
         """Build and validate from to_dict()'s output; ValueError names what is wrong."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
-        if unknown:
-            raise ValueError(f"config has unknown keys {sorted(unknown)}")
-        missing = fields - set(d)
-        if missing:
-            raise ValueError(f"config lacks {sorted(missing)}")
-        return cls(**d)
+        return cls(**validate.config_dict(cls, d, [f.name for f in dataclasses.fields(cls)]))
 
 
 class UniversalPerturbation(nn.Module):

@@ -4,6 +4,7 @@ Every function returns the value in its canonical Python type, or raises
 ValueError whose message starts with the parameter's name and quotes the bad
 value, so an error always says which parameter to fix (DESIGN.md, errors).
 """
+import dataclasses
 import math
 import numbers
 import os
@@ -113,3 +114,21 @@ def mode(value):
 def sizes(M, n):
     """(M, n) as ints: M >= 2 messages, n >= 1 channel uses per message."""
     return integer("M", M, 2), integer("n", n, 1)
+
+
+def config_dict(config_class, d, required):
+    """d, checked to build the dataclass config_class from (a checkpoint's stored config).
+
+    ValueError 'config has unknown keys [...]' or 'config lacks [...]' (the
+    names of the `required` fields missing from d); the class's own
+    validation then checks the values.
+    """
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    unknown = set(d) - fields
+    if unknown:
+        raise ValueError(f"config has unknown keys {sorted(unknown)}")
+    missing = set(required) - set(d)
+    if missing:
+        raise ValueError(f"config lacks {sorted(missing)}")
+    return d
+
