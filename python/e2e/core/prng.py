@@ -28,6 +28,7 @@ class Stream(enum.IntEnum):
     ADVERSARY = 10    # robust training: the adversary's draws (FGM sets, generator noise)
     CHANNEL_GAN = 11  # learned channels: GAN minibatches, generator noise z, the real channel while training
     CAPTURE = 12      # channel datasets: simulated transmit symbols and channel draws, splits
+    MPA = 13          # attention precoder: subchannel gains and noise while training and adapting
 
 
 # Module-level names, so call sites read prng.NOISE as before.
@@ -35,6 +36,7 @@ MESSAGES, NOISE, INIT, EVAL = Stream.MESSAGES, Stream.NOISE, Stream.INIT, Stream
 PERTURBATION, FEEDBACK, VALIDATION, FINETUNE = Stream.PERTURBATION, Stream.FEEDBACK, Stream.VALIDATION, Stream.FINETUNE
 ATTACK, JAMMING, ADVERSARY = Stream.ATTACK, Stream.JAMMING, Stream.ADVERSARY
 CHANNEL_GAN, CAPTURE = Stream.CHANNEL_GAN, Stream.CAPTURE
+MPA = Stream.MPA
 
 
 def seed_sequence(seed, *path):
