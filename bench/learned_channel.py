@@ -113,11 +113,11 @@ def train_known(channel, scale, seed):
     return enc, dec, time.time() - t0, hist
 
 
-def train_model_free(scale, seed):
+def train_model_free(scale, seed, channel=None):
     enc, dec = models.build(LINK, seed=seed)
     params = dataclasses.replace(model_free_recipe(), seed=seed)
     t0 = time.time()
-    model_free.train_model_free(enc, dec, channels.AWGN(), TRAIN_EBN0_DB, params,
+    model_free.train_model_free(enc, dec, channel or channels.AWGN(), TRAIN_EBN0_DB, params,
                                 batches=max(40, int(MODEL_FREE_BATCHES * scale)), progress_bar=PROGRESS[0])
     return enc, dec, time.time() - t0, params
 
@@ -293,6 +293,12 @@ def run(args):
     enc_pa, dec_pa, G_pa, D_pa, secs, hist, cfg_pa = train_gan(pa, "residual", "pair", scale, seed, TRACKING)
     links["pa"]["RA-GAN, project recipe"], seconds["pa"]["RA-GAN, project recipe"] = (enc_pa, dec_pa), secs
     histories["PA, RA-GAN, project recipe"] = hist
+    log("PA: model-free, plain GAN (project recipe)")
+    enc, dec, secs, _ = train_model_free(scale, seed, pa)
+    links["pa"]["model-free"], seconds["pa"]["model-free"] = (enc, dec), secs
+    enc, dec, _, _, secs, hist, _ = train_gan(pa, "plain", "pair", scale, seed, dict(TRACKING, l2=0.0, gan_l2=0.0))
+    links["pa"]["plain GAN, project recipe"], seconds["pa"]["plain GAN, project recipe"] = (enc, dec), secs
+    histories["PA, plain GAN, project recipe"] = hist
     links["pa"]["mismatch (trained on AWGN)"] = links["awgn"]["known channel"]
 
     log("evaluating")
