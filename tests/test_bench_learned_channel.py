@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AWGN_METHODS = ["known channel", "model-free", "plain GAN", "RA-GAN", "residual only (no L2)",
                 "L2 only (plain generator)", "RA-GAN, output-only D", "RA-GAN, project recipe"]
-PA_METHODS = ["known channel", "RA-GAN, paper recipe", "RA-GAN, project recipe", "mismatch (trained on AWGN)"]
+PA_METHODS = ["known channel", "RA-GAN, paper recipe", "RA-GAN, project recipe", "model-free", "plain GAN, project recipe",
+              "mismatch (trained on AWGN)"]
 
 
 @pytest.mark.timeout(120)
