@@ -8,7 +8,7 @@ which a channel model (core.channel_gan) is learned. Batches are framed as
 live training frames them (core.framing): a batch starts at a `batch_index`
 tag on the transmitted stream, never by counting from the start; unlike
 live training, a batch cut short still gives the messages it holds, each a
-valid pair with its own batch position (MessageFramer).
+valid pair with its own batch position (core.framing.MessageFramer).
 """
 import os
 
@@ -18,71 +18,7 @@ from gnuradio import gr
 
 from .block_common import BATCH_INDEX_TAG, PACKET_LEN_TAG, keep_alive, validate_sizes
 from .core import channel_dataset, prng, validate
-
-
-class MessageFramer:
-    """Which batch, and which message of it, each message of a tagged stream is (pure NumPy).
-
-    A batch starts at an item carrying a batch_index tag: message k of batch
-    b starts k*n items after the tag, up to batch_size messages (batch_size
-    > 0), or up to the next tag (batch_size 0). A tag that is not on a
-    message boundary (a multiple of n from item 0) closes the open batch
-    (counted: misaligned_tags). With batch_size > 0, a packet_len tag on the
-    same item must say batch_size (messages, as training_source -> nn_encoder
-    carries it: nn_encoder scales offsets, not values) or batch_size * n
-    (items, as model_free_tx writes it); any other length opens no batch
-    (counted: bad_length_tags). Messages outside a batch get batch -1.
-    """
-
-    def __init__(self, n, batch_size):
-        self.n, self.batch_size = n, batch_size
-        self._tags = {}      # item offset -> [batch_index or None, packet_len or None], not yet applied
-        self._open = None    # (batch_index, start item, messages or None) of the open batch
-        self.misaligned_tags = self.bad_length_tags = 0
-
-    def add_tag(self, offset, key, value):
-        """A batch_index or packet_len tag at absolute item `offset`."""
-        entry = self._tags.setdefault(int(offset), [None, None])
-        entry[0 if key == BATCH_INDEX_TAG else 1] = value
-
-    def frame(self, first, count):
-        """(batch int64 [count], position int64 [count]) of messages first .. first+count-1; -1 outside a batch."""
-        n = self.n
-        batch = np.full(count, -1, dtype=np.int64)
-        position = np.full(count, -1, dtype=np.int64)
-        starts = (first + np.arange(count, dtype=np.int64)) * n
-        end = (first + count) * n
-        j = 0
-        for offset in sorted(o for o in self._tags if o < end) + [end]:
-            # Messages starting before this tag belong to what was open before it.
-            hi = min(count, max(j, -(-(offset - first * n) // n)))
-            if self._open is not None and hi > j:
-                b, t0, limit = self._open
-                k = (starts[j:hi] - t0) // n
-                inside = k < limit if limit is not None else np.ones(hi - j, dtype=bool)
-                batch[j:hi][inside], position[j:hi][inside] = b, k[inside]
-            j = hi
-            if offset == end:
-                break
-            self._apply(offset, *self._tags.pop(offset))
-        return batch, position
-
-    def _apply(self, offset, index, packet_len):
-        if index is None:  # a packet_len alone opens nothing
-            return
-        if offset % self.n:
-            self.misaligned_tags += 1
-            self._open = None
-            return
-        if self.batch_size and packet_len is not None and packet_len not in (self.batch_size,
-                                                                             self.batch_size * self.n):
-            self.bad_length_tags += 1
-            self._open = None
-            return
-        self._open = (index, offset, self.batch_size or None)
-
-    def has_tag_at(self, offset):
-        return self._tags.get(offset, [None])[0] is not None
+from .core.framing import MessageFramer
 
 
 def _tag_int(value):
@@ -183,8 +119,12 @@ class channel_capture(gr.sync_block):
         for tag in self.get_tags_in_window(0, 0, k):
             key = pmt.symbol_to_string(tag.key) if pmt.is_symbol(tag.key) else None
             value = _tag_int(tag.value) if key in (BATCH_INDEX_TAG, PACKET_LEN_TAG) else None
-            if value is not None:
-                self._framer.add_tag(tag.offset, key, value)
+            if value is None:
+                continue
+            if key == BATCH_INDEX_TAG:
+                self._framer.add_tag(tag.offset, batch_index=value)
+            else:
+                self._framer.add_tag(tag.offset, packet_len=value)
         x = np.concatenate([self._part_x, input_items[0][:k]])
         y = np.concatenate([self._part_y, input_items[1][:k]])
         m = len(x) // self.n

@@ -1,4 +1,5 @@
-"""Batch framing: cut a received sample stream into training batches.
+"""Batch framing: cut a received sample stream into training batches (BatchFramer), or say which
+batch and position each message of a tagged stream belongs to (MessageFramer).
 
 Over a real channel samples are lost, frames arrive late or not at all, so
 a receiver must find each batch from what travels with the samples, never
@@ -123,3 +124,74 @@ class BatchFramer:
         return {"batches": self.batches, "truncated_batches": self.truncated,
                 "unframed_samples": self.unframed_samples, "bad_length_tags": self.bad_length,
                 "partial_batch_samples": self.partial_samples}
+
+
+class MessageFramer:
+    """Which batch, and which message of it, each message of a tagged stream is (pure NumPy).
+
+    The framing of channel_capture, which records messages rather than whole
+    batches: a batch cut short keeps the messages it holds (BatchFramer, for
+    training, drops it). A batch starts at an item carrying a batch_index
+    tag: message k of batch b starts k*n items after the tag, up to
+    batch_size messages (batch_size
+    > 0), or up to the next tag (batch_size 0). A tag that is not on a
+    message boundary (a multiple of n from item 0) closes the open batch
+    (counted: misaligned_tags). With batch_size > 0, a packet_len tag on the
+    same item must say batch_size (messages, as training_source -> nn_encoder
+    carries it: nn_encoder scales offsets, not values) or batch_size * n
+    (items, as model_free_tx writes it); any other length opens no batch
+    (counted: bad_length_tags). Messages outside a batch get batch -1.
+    """
+
+    def __init__(self, n, batch_size):
+        self.n, self.batch_size = n, batch_size
+        self._tags = {}      # item offset -> [batch_index or None, packet_len or None], not yet applied
+        self._open = None    # (batch_index, start item, messages or None) of the open batch
+        self.misaligned_tags = self.bad_length_tags = 0
+
+    def add_tag(self, offset, batch_index=None, packet_len=None):
+        """The batch_index and/or packet_len tag values at absolute item `offset`."""
+        entry = self._tags.setdefault(int(offset), [None, None])
+        if batch_index is not None:
+            entry[0] = batch_index
+        if packet_len is not None:
+            entry[1] = packet_len
+
+    def frame(self, first, count):
+        """(batch int64 [count], position int64 [count]) of messages first .. first+count-1; -1 outside a batch."""
+        n = self.n
+        batch = np.full(count, -1, dtype=np.int64)
+        position = np.full(count, -1, dtype=np.int64)
+        starts = (first + np.arange(count, dtype=np.int64)) * n
+        end = (first + count) * n
+        j = 0
+        for offset in sorted(o for o in self._tags if o < end) + [end]:
+            # Messages starting before this tag belong to what was open before it.
+            hi = min(count, max(j, -(-(offset - first * n) // n)))
+            if self._open is not None and hi > j:
+                b, t0, limit = self._open
+                k = (starts[j:hi] - t0) // n
+                inside = k < limit if limit is not None else np.ones(hi - j, dtype=bool)
+                batch[j:hi][inside], position[j:hi][inside] = b, k[inside]
+            j = hi
+            if offset == end:
+                break
+            self._apply(offset, *self._tags.pop(offset))
+        return batch, position
+
+    def _apply(self, offset, index, packet_len):
+        if index is None:  # a packet_len alone opens nothing
+            return
+        if offset % self.n:
+            self.misaligned_tags += 1
+            self._open = None
+            return
+        if self.batch_size and packet_len is not None and packet_len not in (self.batch_size,
+                                                                             self.batch_size * self.n):
+            self.bad_length_tags += 1
+            self._open = None
+            return
+        self._open = (index, offset, self.batch_size or None)
+
+    def has_tag_at(self, offset):
+        return self._tags.get(offset, [None])[0] is not None
