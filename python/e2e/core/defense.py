@@ -115,6 +115,31 @@ def _check_generator(generator, config):
                              f"{f}={getattr(config, f)!r}")
 
 
+def _check_loop(steps, batch_size, lr, log_every):
+    # The arguments every training loop here shares, each checked under its name.
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("log_every", log_every)):
+        validate.integer(name, value, 1)
+    validate.real("lr", lr, 0, low_open=True)
+
+
+def _link_and_noise(encoder, decoder, channel, ebn0_db, generator=None):
+    """(config, NoiseLevel) of a link on `channel`, after checking the networks (and generator) agree."""
+    config = _check_link(encoder, decoder)
+    if generator is not None:
+        _check_generator(generator, config)
+    check_mode(channel, config.mode)
+    return config, NoiseLevel(ebn0_db, config.M, config.n)
+
+
+def _sent_and_received(encoder, channel, noise, gen, seed, step, batch_size):
+    """(messages int64 [B], x real [B, 2n], y real [B, 2n]) of training step `step`, without gradients."""
+    m = torch.from_numpy(prng.batch_messages(seed, step, batch_size, encoder.config.M))
+    with torch.no_grad():
+        x = encoder(m)
+        y = through(channel, x, noise.sample(batch_size, gen), gen)
+    return m, x, y
+
+
 def _take_snapshot(snapshot, every, step, steps, decoder):
     # snapshot(step, decoder) after every `every` steps and after the last one; the decoder is put
     # in eval mode for the call and back in training mode after it.
@@ -208,16 +233,12 @@ def train_adversarial(encoder, decoder, channel, ebn0_db, psr_db, *, steps, batc
     Returns the history {'step', 'loss', 'clean_loss', 'perturbed_loss',
     'lr'}, losses averaged over each log_every steps.
     """
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("log_every", log_every)):
-        validate.integer(name, value, 1)
-    validate.real("lr", lr, 0, low_open=True)
+    _check_loop(steps, batch_size, lr, log_every)
     set_size = validate.integer("set_size", set_size, 1)
     if refresh is not None:
         refresh = validate.integer("refresh", refresh, 1)
     psr_db = validate.db("psr_db", psr_db)
-    config = _check_link(encoder, decoder)
-    check_mode(channel, config.mode)
-    noise = NoiseLevel(ebn0_db, config.M, config.n)
+    config, noise = _link_and_noise(encoder, decoder, channel, ebn0_db)
     gen = prng.torch_generator(seed, prng.NOISE)
     draws = prng.torch_generator(seed, prng.ADVERSARY, 2)
     loss_fn = nn.CrossEntropyLoss()
@@ -306,14 +327,9 @@ def train_gan_defense(encoder, decoder, generator, channel, ebn0_db, *, steps, b
     the joint gradient field), each averaged over log_every steps, for a
     loss plot of both players.
     """
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("log_every", log_every)):
-        validate.integer(name, value, 1)
-    validate.real("lr", lr, 0, low_open=True)
+    _check_loop(steps, batch_size, lr, log_every)
     gamma = validate.real("gamma", gamma, 0)
-    config = _check_link(encoder, decoder)
-    _check_generator(generator, config)
-    check_mode(channel, config.mode)
-    noise = NoiseLevel(ebn0_db, config.M, config.n)
+    config, noise = _link_and_noise(encoder, decoder, channel, ebn0_db, generator)
     gen = prng.torch_generator(seed, prng.NOISE)
     loss_fn = nn.CrossEntropyLoss()
     frozen = _freeze(encoder)
@@ -327,10 +343,7 @@ def train_gan_defense(encoder, decoder, generator, channel, ebn0_db, *, steps, b
     encoder.eval(), decoder.train(), generator.train()
     try:
         for step in range(steps):
-            m = torch.from_numpy(prng.batch_messages(seed, step, batch_size, config.M))
-            with torch.no_grad():
-                x = encoder(m)
-                y = through(channel, x, noise.sample(batch_size, gen), gen)
+            m, x, y = _sent_and_received(encoder, channel, noise, gen, seed, step, batch_size)
             clean = loss_fn(decoder(y), m)
             perturbed = loss_fn(decoder(y + generator(x)), m)
             d_loss, g_loss = clean + perturbed, -perturbed
@@ -374,13 +387,8 @@ def train_generative_attack(encoder, decoder, generator, channel, ebn0_db, *, st
     Returns the history {'step', 'perturbed_loss'} (the decoder's
     cross-entropy on perturbed blocks, which the generator drives up).
     """
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("log_every", log_every)):
-        validate.integer(name, value, 1)
-    validate.real("lr", lr, 0, low_open=True)
-    config = _check_link(encoder, decoder)
-    _check_generator(generator, config)
-    check_mode(channel, config.mode)
-    noise = NoiseLevel(ebn0_db, config.M, config.n)
+    _check_loop(steps, batch_size, lr, log_every)
+    config, noise = _link_and_noise(encoder, decoder, channel, ebn0_db, generator)
     gen = prng.torch_generator(seed, prng.NOISE)
     loss_fn = nn.CrossEntropyLoss()
     frozen = _freeze(encoder) + _freeze(decoder)
@@ -390,10 +398,7 @@ def train_generative_attack(encoder, decoder, generator, channel, ebn0_db, *, st
     encoder.eval(), decoder.eval(), generator.train()
     try:
         for step in range(steps):
-            m = torch.from_numpy(prng.batch_messages(seed, step, batch_size, config.M))
-            with torch.no_grad():
-                x = encoder(m)
-                y = through(channel, x, noise.sample(batch_size, gen), gen)
+            m, x, y = _sent_and_received(encoder, channel, noise, gen, seed, step, batch_size)
             perturbed = loss_fn(decoder(y + generator(x)), m)
             opt.zero_grad(set_to_none=True)
             (-perturbed).backward()
