@@ -68,7 +68,7 @@ import time
 import torch
 from torch import nn
 
-from . import prng, validate
+from . import prng, progress, validate
 from .models import _mlp, decide, real_to_complex
 from .snr import rate
 from .training import lr_scheduler
@@ -123,11 +123,34 @@ def attention(features, alpha, h, n0, beta=DEFAULT_BETA):
     Returns real [B, L, N]: softmax over the subchannels (last axis) of
     beta g_i Re<x_i, f_l> / (||x_i|| ||f_l||); each row over i sums to 1.
     """
-    x = project(features, alpha)                                     # [B, M, N]
-    inner = torch.einsum("bmi,ml->bli", x.conj(), features).real     # Re<x_i, f_l> over the M messages
-    norms = x.abs().pow(2).sum(dim=1).sqrt()[:, None, :] * features.abs().pow(2).sum(dim=0).sqrt()[None, :, None]
-    score = beta * mmse_gain(h, n0)[:, None, :] * inner / norms.clamp_min(1e-12)
-    return torch.softmax(score, dim=-1)
+    return _attention_step(feature_gram(features), alpha, mmse_gain(h, n0), beta)
+
+
+def feature_gram(features):
+    """Re(F^H F): real [L, L] from features F complex [M, L].
+
+    Every quantity of the attention step is a function of it:
+    Re<x_i, f_l> = (Re(G) alpha)_{l,i} and ||x_i||^2 = alpha_i^T Re(G) alpha_i
+    for x = F alpha, so a step costs O(L^2 N) whatever M is.
+    """
+    return (features.conj().T @ features).real
+
+
+def _attention_step(gram, alpha, gain, beta):
+    """attention() on precomputed Re(F^H F) [L, L] and MMSE gains g [B, N]."""
+    return _attention_scaled(gram.to(alpha.dtype), alpha, _score_scale(gram, gain, beta, alpha.dtype))
+
+
+def _score_scale(gram, gain, beta, dtype):
+    """beta g_i / ||f_l||: real [B, L, N], the part of the score that does not change during an iteration."""
+    f_norm = gram.diagonal().clamp_min(1e-24).sqrt().to(dtype)
+    return beta * gain[:, None, :].to(dtype) / f_norm[None, :, None]
+
+
+def _attention_scaled(gram, alpha, scale):
+    inner = torch.matmul(gram, alpha)                                        # Re<x_i, f_l>: [B, L, N]
+    x_norm = (alpha * inner).sum(dim=1, keepdim=True).clamp_min(1e-24).sqrt()  # ||x_i||: [B, 1, N]
+    return torch.softmax(inner * scale / x_norm, dim=-1)
 
 
 @dataclasses.dataclass
@@ -165,10 +188,13 @@ def iterate(features, h, n0, alpha0, *, beta=DEFAULT_BETA, steps=DEFAULT_STEPS, 
     start = time.perf_counter()
     alpha = alpha0.to(features.real.dtype).expand(h.shape[0], *alpha0.shape).clone()
     delta = torch.zeros(h.shape[0], dtype=alpha.dtype)
+    gram = feature_gram(features).to(alpha.dtype)
+    scale = _score_scale(gram, mmse_gain(h, n0), beta, alpha.dtype)
     taken = 0
     for taken in range(1, steps + 1):
-        new = (1 - damping) * alpha + damping * attention(features, alpha, h, n0, beta)
-        delta = (new - alpha).abs().flatten(1).max(dim=1).values
+        new = torch.lerp(alpha, _attention_scaled(gram, alpha, scale), damping)
+        if tol > 0 or taken == steps:  # the change is measured only where it is used
+            delta = (new - alpha).abs().flatten(1).max(dim=1).values
         alpha = new
         if tol > 0 and bool((delta <= tol).all()):
             break
@@ -285,7 +311,8 @@ def noise_density(ebn0_db, M, N):
     return 1.0 / (rate(M, N) * 10.0 ** (validate.db("ebn0_db", ebn0_db) / 10.0))
 
 
-def train(encoder, decoder, channel, ebn0_db, *, rounds, stage1_steps=5, batch_size=500, lr=1e-2, seed=0):
+def train(encoder, decoder, channel, ebn0_db, *, rounds, stage1_steps=5, batch_size=500, lr=1e-2, seed=0,
+          progress_bar=False):
     """Tandem training (paper, Algorithm 1), or plain training for a PlainEncoder.
 
     Each round draws batch_size channel realisations from `channel`
@@ -294,6 +321,7 @@ def train(encoder, decoder, channel, ebn0_db, *, rounds, stage1_steps=5, batch_s
     only); stage 1 then takes stage1_steps Adam steps on encoder and
     decoder with those coefficients fixed (no gradient through alpha),
     fresh messages (prng.batch_messages) and noise each step.
+    progress_bar: show a progress bar of the rounds (core.progress).
     Returns the mean cross-entropy of each round (list of floats).
     """
     for name, value in (("rounds", rounds), ("stage1_steps", stage1_steps), ("batch_size", batch_size)):
@@ -304,6 +332,8 @@ def train(encoder, decoder, channel, ebn0_db, *, rounds, stage1_steps=5, batch_s
     sched = lr_scheduler(opt, "cosine", rounds * stage1_steps)
     loss_fn = nn.CrossEntropyLoss()
     history = []
+    bar = progress.bar(rounds, "tandem training" if isinstance(encoder, MpaEncoder) else "training",
+                       enabled=progress_bar, unit="round")
     encoder.train(), decoder.train()
     for r in range(rounds):
         gen = prng.torch_generator(seed, prng.MPA, r)
@@ -320,6 +350,9 @@ def train(encoder, decoder, channel, ebn0_db, *, rounds, stage1_steps=5, batch_s
             sched.step()
             total += loss.item()
         history.append(total / stage1_steps)
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+    bar.close()
     encoder.eval(), decoder.eval()
     return history
 
