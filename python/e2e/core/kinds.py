@@ -15,6 +15,9 @@ Built-in kinds:
                 universal adversarial perturbation, what adversarial_source plays)
   channel_model channel_gan.ChannelModelConfig; networks generator and
                 discriminator (a learned channel, what learned_channel plays)
+  precoder      precoder.PrecoderConfig; networks mpa_encoder and csi_decoder
+                (a link over N subchannels: the MPA precoder's transmitter, or
+                the same link without the layer, and a receiver that knows h)
 
 A config class provides to_dict() -> JSON-ready dict and from_dict(d),
 which validates and raises ValueError naming the field. The JSON stored in a
@@ -125,3 +128,7 @@ from .channel_gan import ChannelDiscriminator, ChannelGenerator, ChannelModelCon
 register(Kind("channel_model", ChannelModelConfig,
               {"generator": ChannelGenerator, "discriminator": ChannelDiscriminator},
               "a learned channel: conditional GAN generator and discriminator of p(y | x)"))
+from .precoder import PrecoderConfig, build_decoder, build_encoder  # noqa: E402
+register(Kind("precoder", PrecoderConfig, {"mpa_encoder": build_encoder, "csi_decoder": build_decoder},
+              "a link over N subchannels with channel state at both ends: the MPA precoder's "
+              "transmitter (or the same link without the layer) and its receiver"))
