@@ -1,4 +1,4 @@
-"""gr_e2e: command-line tools for gr-e2e (init, info, train, eval, merge, export-table, attack, capture).
+"""gr_e2e: command-line tools for gr-e2e (init, info, train, eval, merge, export-table, attack, capture, adapt-eval).
 
 Every computation lives in core/; this file parses arguments, checks them
 with core.validate under the option's name, calls core and writes files.
@@ -37,6 +37,9 @@ EXAMPLES = """examples:
   # 5 seeds of the (7,4) autoencoder from 0 to 8 dB on a local Dask cluster (--address: a remote one)
   gr_e2e sweep examples/sweep_74.toml --out runs/sweep_74
   # decision regions of an n = 1 link: neural decoder against ML (Voronoi), masses at 0, 4, 8 dB
+  # a link over 8 fading subchannels with the MPA attention precoder, then how it adapts to unseen fading
+  gr_e2e train --method mpa-tandem --M 16 --subchannels 8 --ebn0-db 8 --out runs/mpa
+  gr_e2e adapt-eval --precoder runs/mpa/checkpoint.safetensors --families selective,deep_fade --out runs/adapt
   gr_e2e plot regions --checkpoint runs/regions16/checkpoint.safetensors --out regions.png --ebn0-db 0,4,8
 """
 
@@ -184,9 +187,11 @@ def cmd_info(args):
 
 def cmd_train(args):
     import torch
-    from . import cli_attack, cli_channel
+    from . import cli_attack, cli_channel, cli_mpa
     if args.method in cli_channel.GAN_METHODS:
         return cli_channel.train_gan(args)
+    if args.method in cli_mpa.MPA_METHODS:
+        return cli_mpa.train_precoder(args)
     from .core import channels, checkpoint, kinds, plots, training
     for option in ("--steps", "--batch-size", "--restarts", "--threads"):
         validate.integer(option, getattr(args, option[2:].replace("-", "_")), 1)
@@ -351,7 +356,7 @@ def cmd_export_table(args):
 
 
 def build_parser():
-    from . import cli_attack, cli_channel
+    from . import cli_attack, cli_channel, cli_mpa
     from .core import channels, model_free, report, training
     mf_defaults = model_free.ModelFreeParams()
     p = argparse.ArgumentParser(
@@ -380,7 +385,8 @@ def build_parser():
     t = sub.add_parser("train", help="train an encoder/decoder pair, write a checkpoint and plots",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--method", default="model-aware",
-                   choices=["model-aware", "model-free", *cli_attack.ROBUST_METHODS, *cli_channel.GAN_METHODS],
+                   choices=["model-aware", "model-free", *cli_attack.ROBUST_METHODS, *cli_channel.GAN_METHODS,
+                            *cli_mpa.MPA_METHODS],
                    help="model-aware: backpropagate through the differentiable channel; model-free: "
                         "receiver by its true gradient, transmitter by policy gradient from fed-back "
                         "losses (Aoudia & Hoydis), never differentiating the channel; --steps counts batches; "
@@ -388,7 +394,9 @@ def build_parser():
                         "perturbations (a fixed FGM set / a generator adversary with consensus "
                         "optimisation), its transmitter frozen; the link options come from --start; "
                         "ra-gan / gan: through a learned channel model (residual generator with L2 / plain "
-                        "generator), over --channel never differentiated, or fitted to a --dataset")
+                        "generator), over --channel never differentiated, or fitted to a --dataset; "
+                        "mpa-tandem / mpa-plain: a link over --subchannels fading subchannels with the "
+                        "MPA attention precoder (tandem training) / without it")
     add_link_options(t)
     t.add_argument("--ebn0-db", default="7", help="training Eb/N0 in dB, or LO:HI drawn per example")
     t.add_argument("--channel", choices=channels.NAMES, default="awgn",
@@ -423,6 +431,7 @@ def build_parser():
                     help="probability a feedback message is lost")
     cli_attack.add_train_options(t)
     cli_channel.add_train_options(t)
+    cli_mpa.add_train_options(t)
     t.add_argument("--seed", type=_number, default=0, help="seed of every random stream")
     t.add_argument("--threads", type=_number, default=1, help="torch CPU threads")
     t.add_argument("--out", required=True, help="output folder")
@@ -468,6 +477,7 @@ def build_parser():
     cli_sweep.add_parser(sub)
     cli_attack.add_parser(sub)
     cli_channel.add_parser(sub)
+    cli_mpa.add_parser(sub)
     return p
 
 
