@@ -12,10 +12,18 @@ inference
                        jamming) at a set PSR, added into the channel
   learned_channel      transmitted complex64 symbols -> y = G(x, z) of a
                        learned channel model (GAN generator), n per message
+  mpa_precoder         uint8 message index -> N complex64 subchannel symbols
+                       through the attention precoder, re-adapted on each
+                       `csi` message (channel gains)
+  csi_decoder          N complex64 symbols + `csi` stream tags -> uint8
+                       decided message (a receiver that knows the channel)
 channels and datasets
   simulated_channel    complex64 symbols through a core channel (awgn,
                        rayleigh, phase, pa) at a set Eb/N0, per message,
                        keeping every sample and tag
+  subchannel_fading    complex64 symbols through N frequency-selective
+                       block-fading subchannels; genie CSI as `csi` tags and
+                       messages
   channel_capture      transmitted and received complex64 symbols -> a
                        channel dataset file of (x, y) pairs per message
 live training (model-free, Aoudia & Hoydis)
@@ -44,18 +52,22 @@ the training blocks publish theirs on a `weights` output.
 from .adversarial_source import adversarial_source
 from .block_error_counter import block_error_counter
 from .channel_capture import channel_capture
+from .csi_decoder import csi_decoder
 from .hamming74_tables import hamming74_decoding_table, hamming74_symbol_table
 from .learned_channel import learned_channel
 from .metric_history import metric_history
 from .model_free_rx import model_free_rx
 from .model_free_tx import model_free_tx
+from .mpa_precoder import mpa_precoder
 from .nn_decoder import nn_decoder
 from .nn_encoder import nn_encoder
 from .ofdm_e2e_rx import ofdm_e2e_rx
 from .ofdm_e2e_tx import ofdm_e2e_tx
 from .simulated_channel import simulated_channel
+from .subchannel_fading import subchannel_fading
 from .training_source import training_source
 
-__all__ = ["adversarial_source", "block_error_counter", "channel_capture", "hamming74_decoding_table",
+__all__ = ["adversarial_source", "block_error_counter", "channel_capture", "csi_decoder", "hamming74_decoding_table",
            "hamming74_symbol_table", "learned_channel", "metric_history", "model_free_rx", "model_free_tx",
-           "nn_decoder", "nn_encoder", "ofdm_e2e_rx", "ofdm_e2e_tx", "simulated_channel", "training_source"]
+           "mpa_precoder", "nn_decoder", "nn_encoder", "ofdm_e2e_rx", "ofdm_e2e_tx", "simulated_channel",
+           "subchannel_fading", "training_source"]
