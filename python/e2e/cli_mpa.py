@@ -43,7 +43,8 @@ def add_train_options(parser):
         "fading (core.subchannels --family), genie channel state at both ends. mpa-tandem: the transmitter "
         "ends in the attention layer, trained in tandem (per round the layer is iterated for a batch of "
         "channel draws with the networks frozen, then --stage1-steps Adam steps with the layer fixed); "
-        "mpa-plain: the same link without the layer. --steps counts Adam steps; --batch-size defaults to "
+        "mpa-plain: the same link without the layer. --restarts trains several and keeps the one with the "
+        "fewest held-out block errors on --family. --steps counts Adam steps; --batch-size defaults to "
         "500, --lr to 1e-2 (cosine decay), --ebn0-db is one value. Writes a 'precoder' checkpoint")
     g.add_argument("--subchannels", type=cli._number, default=8, help="N: subchannels (channel uses) per message")
     g.add_argument("--features", type=cli._number, default=16, help="L: features per message before the layer")
@@ -62,6 +63,8 @@ def train_precoder(args):
     import torch
     from . import cli_channel
     from .core import kinds, plots, precoder
+    if args.decoder_finetune_steps:
+        raise cli.UsageError(f"--decoder-finetune-steps does not apply to --method {args.method}")
     if args.start or args.dataset:
         raise cli.UsageError(f"--start and --dataset do not apply to --method {args.method}")
     if args.mode != "complex":
@@ -69,7 +72,7 @@ def train_precoder(args):
     batch_size = DEFAULT_BATCH if isinstance(args.batch_size, cli_channel._ParserDefault) else args.batch_size
     for option, value in (("--steps", args.steps), ("--batch-size", batch_size), ("--threads", args.threads),
                           ("--subchannels", args.subchannels), ("--features", args.features),
-                          ("--stage1-steps", args.stage1_steps), ("--M", args.M)):
+                          ("--stage1-steps", args.stage1_steps), ("--M", args.M), ("--restarts", args.restarts)):
         validate.integer(option, value, 1)
     validate.integer("--seed", args.seed, 0)
     lr = DEFAULT_LR if args.lr is None else validate.real("--lr", args.lr, 0, low_open=True)
@@ -89,9 +92,9 @@ def train_precoder(args):
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
-    enc, dec, history = precoder.fit_precoder(cfg, steps=args.steps, stage1_steps=args.stage1_steps,
-                                              batch_size=batch_size, lr=lr, seed=args.seed,
-                                              progress_bar=not args.quiet)
+    enc, dec, history, restarts = precoder.fit_precoder(
+        cfg, steps=args.steps, stage1_steps=args.stage1_steps, batch_size=batch_size, lr=lr, seed=args.seed,
+        restarts=args.restarts, progress_bar=not args.quiet)
     seconds = time.time() - t0
     ckpt = os.path.join(args.out, "checkpoint.safetensors")
     precoder.save_precoder(ckpt, cfg, enc, dec, metadata={"seed": args.seed, "steps": args.steps,
@@ -103,8 +106,12 @@ def train_precoder(args):
     import json
     cli._write_json(os.path.join(args.out, "train.json"), {
         "checkpoint": ckpt, "config": json.loads(kinds.config_json("precoder", cfg)), "method": args.method,
-        "train_seconds": round(seconds, 2), "rounds": len(history), "final_loss": history[-1], "history": history})
-    print(f"trained in {seconds:.1f} s ({args.method}, {len(history)} rounds, final loss {history[-1]:.4f})")
+        "train_seconds": round(seconds, 2), "rounds": len(history), "final_loss": history[-1], "restarts": restarts,
+        "history": history})
+    kept = next(r for r in restarts if r["chosen"])
+    print(f"trained in {seconds:.1f} s ({args.method}, {len(history)} rounds, final loss {history[-1]:.4f}; "
+          f"restart {restarts.index(kept) + 1} of {len(restarts)} kept, {kept['errors']}/{kept['blocks']} "
+          f"validation block errors)")
     print(f"wrote {ckpt}, loss.png, train.json in {args.out}")
     return 0
 
