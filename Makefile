@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 RUN := source ./setup_env.sh && export MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen &&
 
-.PHONY: setup demo test test-quick bench bench-model-free bench-ofdm bench-adversarial bench-learned-channel clean
+.PHONY: setup demo test test-quick bench bench-model-free bench-ofdm bench-adversarial bench-learned-channel bench-mpa clean
 setup:
 	@bash scripts/setup.sh
 
@@ -30,6 +30,9 @@ bench-adversarial: setup  ## attacks (jamming, white-box and black-box universal
 
 bench-learned-channel: setup  ## RA-GAN vs known-channel, model-free and plain-GAN training on AWGN and a PA channel; ablations; files for the learned-channel examples
 	@$(RUN) python bench/learned_channel.py
+
+bench-mpa: setup  ## MPA attention precoder vs frozen, gradient-adapted, classical and retrained links on unseen subchannel families; adaptation cost; checkpoints for the mpa_fading example
+	@$(RUN) python bench/mpa.py
 
 clean:
 	rm -rf build prefix setup_env.sh

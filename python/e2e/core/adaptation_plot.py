@@ -38,6 +38,7 @@ def plot_families(curves_by_family, path, title=None):
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, path)
 
 
