@@ -113,11 +113,12 @@ def test_to_bytes_refuses_networks_that_do_not_fit_the_kind(link, kind, nets):
 
 
 def test_kind_registry():
-    assert {"autoencoder", "transmitter", "receiver", "adversary", "perturbation"} <= set(kinds.names())
+    assert {"autoencoder", "transmitter", "receiver", "adversary", "perturbation", "channel_model",
+            "precoder"} <= set(kinds.names())
     assert kinds.holding("encoder") == ["autoencoder", "transmitter"]
     assert kinds.holding("decoder") == ["autoencoder", "receiver"]
-    with pytest.raises(ValueError, match=r"model kind is 'precoder'; this gr-e2e knows \['adversary', 'autoencoder'"):
-        kinds.get("precoder")
+    with pytest.raises(ValueError, match=r"model kind is 'beamformer'; this gr-e2e knows \['adversary', 'autoencoder'"):
+        kinds.get("beamformer")
     with pytest.raises(ValueError, match="already registered"):
         kinds.register(kinds.Kind("receiver", config.LinkConfig, {"decoder": models.Decoder}))
     with pytest.raises(ValueError, match="at least one network"):
