@@ -66,8 +66,8 @@ def plot_gap_closed(summaries, path, key="gap_closed_db", goal=0.5, title=None):
     ax.axhline(0, color="k", linewidth=0.8)
     ax.axhline(1, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xticks(range(len(families)), families)
-    ax.set_ylabel("share of frozen -> retrained gap closed")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("share of frozen -> retrained gap closed\n(clipped to [-1.5, 1.5])")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the bars, never on them
     ax.grid(True, axis="y", alpha=0.3)
     if title:
         ax.set_title(title)
