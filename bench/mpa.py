@@ -172,7 +172,9 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     adaptation_plot.plot_families(curves, os.path.join(args.out, "mpa_bler.png"),
                                   title=f"M={M}, N={N}, trained on 'train' at {TRAIN_EBN0_DB:g} dB")
-    adaptation_plot.plot_gap_closed({f: summaries[f] for f in UNSEEN}, os.path.join(args.out, "mpa_gap.png"),
+    with_gap = [b["bar"].split(":")[0] for b in bars if b["pass"] is not None]  # no gap, no share to draw
+    adaptation_plot.plot_gap_closed({f: summaries[f] for f in with_gap} or {f: summaries[f] for f in UNSEEN},
+                                    os.path.join(args.out, "mpa_gap.png"),
                                     title="share of the frozen -> retrained gap closed (Eb/N0 at BLER 1e-2)")
     adaptation_plot.plot_convergence(steps, costs["bler_by_steps"], os.path.join(args.out, "mpa_convergence.png"),
                                      title=f"MPA iteration at {AT_EBN0_DB:g} dB (configured: {enc.steps} steps)")
