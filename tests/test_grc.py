@@ -14,7 +14,8 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.grc"))
 OUR_IDS = {"e2e_nn_encoder", "e2e_nn_decoder", "e2e_block_error_counter", "e2e_training_source",
            "e2e_model_free_tx", "e2e_model_free_rx", "e2e_ofdm_e2e_tx", "e2e_ofdm_e2e_rx", "e2e_metric_history",
            "e2e_adversarial_source", "e2e_channel_capture", "e2e_learned_channel", "e2e_simulated_channel",
-           "e2e_mpa_precoder", "e2e_csi_decoder", "e2e_subchannel_fading"}
+           "e2e_mpa_precoder", "e2e_csi_decoder", "e2e_subchannel_fading", "e2e_ofdm_csi_tagger",
+           "e2e_ofdm_subchannel_fading"}
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,10 @@ live training (model-free, Aoudia & Hoydis)
 OFDM (hier blocks of GNU Radio's own OFDM, sync and header blocks)
   ofdm_e2e_tx          message symbols -> OFDM frames with a header carrying the frame number
   ofdm_e2e_rx          OFDM frames -> message symbols tagged with frame and batch; csi port
+  ofdm_csi_tagger      ofdm_e2e_rx's symbols + csi PDUs -> y = h x + w with a `csi` tag per
+                       message (for csi_decoder) and per-frame gains for mpa_precoder
+  ofdm_subchannel_fading  OFDM samples through block-fading multipath whose response repeats
+                       every N carriers (the subchannel families on OFDM), plus noise
 measurement
   block_error_counter  sent vs decided uint8 messages -> running BLER (float32),
                        bit errors, and a `metrics` message port
@@ -61,13 +65,16 @@ from .model_free_tx import model_free_tx
 from .mpa_precoder import mpa_precoder
 from .nn_decoder import nn_decoder
 from .nn_encoder import nn_encoder
+from .ofdm_csi_tagger import ofdm_csi_tagger
 from .ofdm_e2e_rx import ofdm_e2e_rx
 from .ofdm_e2e_tx import ofdm_e2e_tx
+from .ofdm_subchannel_fading import ofdm_subchannel_fading
 from .simulated_channel import simulated_channel
 from .subchannel_fading import subchannel_fading
 from .training_source import training_source
 
 __all__ = ["adversarial_source", "block_error_counter", "channel_capture", "csi_decoder", "hamming74_decoding_table",
            "hamming74_symbol_table", "learned_channel", "metric_history", "model_free_rx", "model_free_tx",
-           "mpa_precoder", "nn_decoder", "nn_encoder", "ofdm_e2e_rx", "ofdm_e2e_tx", "simulated_channel",
+           "mpa_precoder", "nn_decoder", "nn_encoder", "ofdm_csi_tagger", "ofdm_e2e_rx", "ofdm_e2e_tx",
+           "ofdm_subchannel_fading", "simulated_channel",
            "subchannel_fading", "training_source"]
