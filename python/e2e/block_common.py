@@ -139,15 +139,64 @@ def pmt_kind(msg):
     return "PMT of unknown kind"
 
 
+def pdu_data(msg):
+    """(data, how to name it in an error) of a message that is the data itself or a PDU carrying it.
+
+    msg: any PMT; a PDU is a pair (metadata . data) that is not a dict.
+    """
+    if pmt.is_pair(msg) and not pmt.is_dict(msg):
+        return pmt.cdr(msg), "a pair whose cdr is a "
+    return msg, "a "
+
+
+def checked_setting(block, name, value, check, current):
+    """value checked by check(name, value) for a run-time setter (a GRC callback), which must never raise.
+
+    Returns the checked value, or None after logging on block.logger why it
+    was refused and that `current` stays.
+    """
+    try:
+        return check(name, value)
+    except ValueError as e:
+        block.logger.error(f"set_{name} refused, keeping {current}: {e}")
+        return None
+
+
+class ChunkedDraws:
+    """Rows of a seeded random stream cut into chunks, read by position whatever the buffers are.
+
+    draw(c) -> array whose first axis holds the rows c*chunk .. (c+1)*chunk-1;
+    rows(first, k) returns rows first .. first+k-1, drawing each chunk once
+    while the stream moves through it (a simulated channel's noise: the
+    same whatever the scheduler's cuts).
+    """
+
+    def __init__(self, draw, chunk):
+        self._draw, self.chunk = draw, int(chunk)
+        self._index, self._rows = -1, None
+
+    def rows(self, first, k):
+        out = None
+        j = 0
+        while j < k:
+            c, r = divmod(first + j, self.chunk)
+            take = min(self.chunk - r, k - j)
+            if c != self._index:
+                self._index, self._rows = c, self._draw(c)
+            if out is None:
+                out = np.empty((k,) + self._rows.shape[1:], dtype=self._rows.dtype)
+            out[j:j + take] = self._rows[r:r + take]
+            j += take
+        return out
+
+
 def weights_payload(msg):
     """Safetensors bytes carried by a `weights` message.
 
     msg: PMT u8vector, or a PDU, i.e. a pair (metadata . u8vector).
     Returns bytes; raises ValueError saying what the message was instead.
     """
-    data, what = msg, "a "
-    if pmt.is_pair(msg) and not pmt.is_dict(msg):  # a PDU: (metadata . data)
-        data, what = pmt.cdr(msg), "a pair whose cdr is a "
+    data, what = pdu_data(msg)
     if not pmt.is_u8vector(data):
         raise ValueError(f"weights message must be a u8vector of safetensors bytes (or a PDU "
                          f"carrying one), got {what}{pmt_kind(data)}")

@@ -15,8 +15,8 @@ import pmt
 import torch
 from gnuradio import gr
 
-from .block_common import (MAX_M, METRICS_PORT, OutOfRangeWarning, SwappableNetwork, dict_message, keep_alive,
-                           pmt_kind)
+from .block_common import (MAX_M, METRICS_PORT, OutOfRangeWarning, SwappableNetwork, checked_setting, dict_message,
+                           keep_alive, pdu_data, pmt_kind)
 from .core import checkpoint as ckpt
 from .core import mpa, validate
 
@@ -43,9 +43,7 @@ def parse_csi(msg, N):
     Refused: another PMT kind, another length, NaN or infinite gains, all
     gains zero (no channel to adapt to).
     """
-    data, what = msg, "a "
-    if pmt.is_pair(msg) and not pmt.is_dict(msg):  # a PDU: (metadata . data)
-        data, what = pmt.cdr(msg), "a pair whose cdr is a "
+    data, what = pdu_data(msg)
     if not pmt.is_c32vector(data):
         raise ValueError(f"csi must be a c32vector of {N} channel gains (or a PDU carrying one), "
                          f"got {what}{pmt_kind(data)}")
@@ -230,10 +228,8 @@ class mpa_precoder(PrecoderNetwork, OutOfRangeWarning, gr.interp_block):
         Never raises: a bad value is logged as an error, the current one
         stays, and False is returned (True on success).
         """
-        try:
-            ebn0_db = validate.db("ebn0_db", ebn0_db)
-        except ValueError as e:
-            self.logger.error(f"set_ebn0_db refused, keeping {self._ebn0_db:g} dB: {e}")
+        ebn0_db = checked_setting(self, "ebn0_db", ebn0_db, validate.db, f"{self._ebn0_db:g} dB")
+        if ebn0_db is None:
             return False
         self._ebn0_db, self._n0 = ebn0_db, mpa.noise_density(ebn0_db, self.M, self.N)
         return True

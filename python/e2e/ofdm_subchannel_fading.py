@@ -8,7 +8,7 @@ sees subchannel (k mod N)'s gain (core.ofdm_subchannels), drawn again every
 import numpy as np
 from gnuradio import gr
 
-from .block_common import MAX_M, keep_alive
+from .block_common import MAX_M, ChunkedDraws, checked_setting, keep_alive
 from .core import mpa, ofdm_subchannels, subchannels, validate
 
 HISTORY = 10000  # realisations history() keeps (the filter's own record)
@@ -59,7 +59,7 @@ class ofdm_subchannel_fading(gr.sync_block):
         powers = subchannels.family_powers(self.family, self.N)  # deep_fade needs N >= 2: ValueError naming N
         self.coherence = validate.integer("coherence", coherence, 1)
         self.M = validate.integer("M", M, 2, MAX_M)
-        self.set_ebn0_db_checked(ebn0_db)
+        self._set_noise(validate.db("ebn0_db", ebn0_db))
         self.seed = validate.integer("seed", seed, 0)
         self.noise = validate.boolean("noise", noise)
         gr.sync_block.__init__(self, name="ofdm_subchannel_fading", in_sig=[np.complex64], out_sig=[np.complex64])
@@ -67,25 +67,10 @@ class ofdm_subchannel_fading(gr.sync_block):
         self._filter = ofdm_subchannels.BlockFadingFilter(
             self.spacing, self.coherence, len(powers),
             lambda r: ofdm_subchannels.realisation_taps(self.seed, r, self.N, self.family))
-        self._noise_chunk, self._noise = -1, None
+        self._noise = ChunkedDraws(lambda c: ofdm_subchannels.unit_noise(self.seed, c), ofdm_subchannels.CHUNK_SAMPLES)
 
-    def set_ebn0_db_checked(self, ebn0_db):
-        self._ebn0_db = validate.db("ebn0_db", ebn0_db)
-        self._n0 = mpa.noise_density(self._ebn0_db, self.M, self.N)
-
-    def _noise_at(self, start, k):
-        """CN(0, 1) noise of samples start .. start+k-1: complex64 [k]."""
-        out = np.empty(k, dtype=np.complex64)
-        j = 0
-        C = ofdm_subchannels.CHUNK_SAMPLES
-        while j < k:
-            c, r = divmod(start + j, C)
-            take = min(C - r, k - j)
-            if c != self._noise_chunk:
-                self._noise_chunk, self._noise = c, ofdm_subchannels.unit_noise(self.seed, c)
-            out[j:j + take] = self._noise[r:r + take]
-            j += take
-        return out
+    def _set_noise(self, ebn0_db):
+        self._ebn0_db, self._n0 = ebn0_db, mpa.noise_density(ebn0_db, self.M, self.N)
 
     def work(self, input_items, output_items):
         x, out = input_items[0], output_items[0]
@@ -93,17 +78,16 @@ class ofdm_subchannel_fading(gr.sync_block):
         start = self.nitems_written(0)
         y = self._filter(x[:k], start)
         if self.noise and k:
-            y += np.sqrt(self._n0) * self._noise_at(start, k)
+            y += np.sqrt(self._n0) * self._noise.rows(start, k)  # CN(0, 1) per sample
         out[:k] = y
         return k
 
     def set_ebn0_db(self, ebn0_db):
         """New Eb/N0 in dB from the next work() call on (GRC callback); False (logged) if refused."""
-        try:
-            self.set_ebn0_db_checked(ebn0_db)
-        except ValueError as e:
-            self.logger.error(f"set_ebn0_db refused, keeping {self._ebn0_db:g} dB: {e}")
+        ebn0_db = checked_setting(self, "ebn0_db", ebn0_db, validate.db, f"{self._ebn0_db:g} dB")
+        if ebn0_db is None:
             return False
+        self._set_noise(ebn0_db)
         return True
 
     def ebn0_db(self):

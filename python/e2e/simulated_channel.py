@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from gnuradio import gr
 
-from .block_common import keep_alive, validate_sizes
+from .block_common import checked_setting, keep_alive, validate_sizes
 from .core import channels, prng, snr, validate
 
 # Messages per chunk of draws: chunk c (messages c*CHUNK_MESSAGES ... ) is one call of
@@ -130,10 +130,8 @@ class simulated_channel(gr.sync_block):
         Never raises: a bad value is logged as an error, the current one
         stays, and False is returned (True on success).
         """
-        try:
-            ebn0_db = validate.db("ebn0_db", ebn0_db)
-        except ValueError as e:
-            self.logger.error(f"set_ebn0_db refused, keeping {self._ebn0_db:g} dB: {e}")
+        ebn0_db = checked_setting(self, "ebn0_db", ebn0_db, validate.db, f"{self._ebn0_db:g} dB")
+        if ebn0_db is None:
             return False
         with self._lock:
             self._ebn0_db = ebn0_db

@@ -20,7 +20,7 @@ import pmt
 import torch
 from gnuradio import gr
 
-from .block_common import MAX_M, keep_alive
+from .block_common import MAX_M, ChunkedDraws, checked_setting, keep_alive
 from .core import mpa, prng, subchannels, validate
 from .mpa_precoder import CSI_PORT, CSI_TAG, csi_pmt
 
@@ -92,7 +92,7 @@ class subchannel_fading(gr.sync_block):
         self._realisation, self._gains, self._realisation_family = -1, None, None
         self._started = 0
         self._history = collections.deque(maxlen=HISTORY)  # (realisation, family, gains), newest last
-        self._noise_chunk, self._noise = -1, None
+        self._noise = ChunkedDraws(lambda c: unit_noise(self.seed, c, self.N), CHUNK_MESSAGES)
         self.message_port_register_out(pmt.intern(CSI_PORT))
 
     def _checked_family(self, family):
@@ -111,19 +111,6 @@ class subchannel_fading(gr.sync_block):
         self.add_item_tag(0, item, pmt.intern(CSI_TAG), value)
         self.message_port_pub(pmt.intern(CSI_PORT), value)
 
-    def _noise_rows(self, first, k):
-        """sqrt(N0)-free CN(0, 1) noise of messages first .. first+k-1: complex64 [k, N]."""
-        rows = np.empty((k, self.N), dtype=np.complex64)
-        j = 0
-        while j < k:
-            c, r = divmod(first + j, CHUNK_MESSAGES)
-            take = min(CHUNK_MESSAGES - r, k - j)
-            if c != self._noise_chunk:
-                self._noise_chunk, self._noise = c, unit_noise(self.seed, c, self.N)
-            rows[j:j + take] = self._noise[r:r + take]
-            j += take
-        return rows
-
     def work(self, input_items, output_items):
         out = output_items[0]
         k = len(out) // self.N
@@ -140,27 +127,23 @@ class subchannel_fading(gr.sync_block):
             y[j:j + take] = x[j:j + take] * self._gains
             j += take
         if self.noise and k:
-            y += np.float32(np.sqrt(n0)) * self._noise_rows(first, k)
+            y += np.float32(np.sqrt(n0)) * self._noise.rows(first, k)  # CN(0, 1) rows [k, N]
         return k * self.N
 
     # --- run-time control -------------------------------------------------------------
 
     def set_family(self, family):
         """The gain family from the next realisation on (GRC callback); False (logged) if refused."""
-        try:
-            family = self._checked_family(family)
-        except ValueError as e:
-            self.logger.error(f"set_family refused, keeping {self._family!r}: {e}")
+        family = checked_setting(self, "family", family, lambda _, f: self._checked_family(f), repr(self._family))
+        if family is None:
             return False
         self._family = family
         return True
 
     def set_ebn0_db(self, ebn0_db):
         """New Eb/N0 in dB from the next work() call on (GRC callback); False (logged) if refused."""
-        try:
-            ebn0_db = validate.db("ebn0_db", ebn0_db)
-        except ValueError as e:
-            self.logger.error(f"set_ebn0_db refused, keeping {self._ebn0_db:g} dB: {e}")
+        ebn0_db = checked_setting(self, "ebn0_db", ebn0_db, validate.db, f"{self._ebn0_db:g} dB")
+        if ebn0_db is None:
             return False
         with self._lock:
             self._ebn0_db, self._n0 = ebn0_db, mpa.noise_density(ebn0_db, self.M, self.N)
