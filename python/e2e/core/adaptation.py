@@ -139,16 +139,12 @@ def convergence_steps(encoder, h, n0, *, tol=mpa.DEFAULT_TOL, max_steps=200):
     mpa.iterate, with the encoder's beta and damping.
     """
     validate.integer("max_steps", max_steps, 1)
-    features = encoder.features()
-    alpha = encoder.alpha0.to(features.real.dtype).expand(h.shape[0], *encoder.alpha0.shape).clone()
-    gram = mpa.feature_gram(features).to(alpha.dtype)
-    scale = mpa._score_scale(gram, mpa.mmse_gain(h, n0), encoder.beta, alpha.dtype)
     steps = torch.full((h.shape[0],), max_steps + 1, dtype=torch.int64)
-    for k in range(1, max_steps + 1):
-        new = torch.lerp(alpha, mpa._attention_scaled(gram, alpha, scale), encoder.damping)
-        delta = (new - alpha).abs().flatten(1).max(dim=1).values
+    iteration = mpa.damped_steps(encoder.features(), h, n0, encoder.alpha0, beta=encoder.beta,
+                                 damping=encoder.damping)
+    for k, (previous, alpha) in zip(range(1, max_steps + 1), iteration):
+        delta = (alpha - previous).abs().flatten(1).max(dim=1).values
         steps = torch.where((delta <= tol) & (steps > max_steps), torch.full_like(steps, k), steps)
-        alpha = new
     return steps.numpy()
 
 

@@ -164,6 +164,24 @@ def _attention_scaled(gram, alpha, scale):
     return torch.softmax(inner * scale / x_norm, dim=-1)
 
 
+def damped_steps(features, h, n0, alpha0, *, beta=DEFAULT_BETA, damping=DEFAULT_DAMPING):
+    """The MPA iteration's coefficients step after step: yields (previous, new), real [B, L, N] each, without end.
+
+    features: complex [M, L]; h: complex [B, N]; n0: float or real [B, 1];
+    alpha0: real [L, N], where every channel starts. Each step is
+    alpha <- (1 - damping) alpha + damping attention(alpha). The caller
+    stops it (iterate: a number of steps or a tolerance).
+    """
+    validate.real("damping", damping, 0, 1, low_open=True)
+    alpha = alpha0.to(features.real.dtype).expand(h.shape[0], *alpha0.shape).clone()
+    gram = feature_gram(features).to(alpha.dtype)
+    scale = _score_scale(gram, mmse_gain(h, n0), beta, alpha.dtype)  # constant over the iteration
+    while True:
+        new = torch.lerp(alpha, _attention_scaled(gram, alpha, scale), damping)
+        yield alpha, new
+        alpha = new
+
+
 @dataclasses.dataclass
 class MpaResult:
     """Outcome of an adaptation.
@@ -199,14 +217,11 @@ def iterate(features, h, n0, alpha0, *, beta=DEFAULT_BETA, steps=DEFAULT_STEPS, 
     start = time.perf_counter()
     alpha = alpha0.to(features.real.dtype).expand(h.shape[0], *alpha0.shape).clone()
     delta = torch.zeros(h.shape[0], dtype=alpha.dtype)
-    gram = feature_gram(features).to(alpha.dtype)
-    scale = _score_scale(gram, mmse_gain(h, n0), beta, alpha.dtype)
     taken = 0
-    for taken in range(1, steps + 1):
-        new = torch.lerp(alpha, _attention_scaled(gram, alpha, scale), damping)
+    for taken, (previous, alpha) in zip(range(1, steps + 1),
+                                        damped_steps(features, h, n0, alpha0, beta=beta, damping=damping)):
         if tol > 0 or taken == steps:  # the change is measured only where it is used
-            delta = (new - alpha).abs().flatten(1).max(dim=1).values
-        alpha = new
+            delta = (alpha - previous).abs().flatten(1).max(dim=1).values
         if tol > 0 and bool((delta <= tol).all()):
             break
     return MpaResult(alpha, taken, delta, time.perf_counter() - start)
