@@ -75,20 +75,19 @@ def train_precoder(args):
                           ("--stage1-steps", args.stage1_steps), ("--M", args.M), ("--restarts", args.restarts)):
         validate.integer(option, value, 1)
     validate.integer("--seed", args.seed, 0)
+    validate.real("--mpa-beta", args.mpa_beta, 0)
+    validate.integer("--mpa-steps", args.mpa_steps, 0)
+    validate.real("--mpa-damping", args.mpa_damping, 0, 1, low_open=True)
     lr = DEFAULT_LR if args.lr is None else validate.real("--lr", args.lr, 0, low_open=True)
     ebn0 = cli.parse_train_ebn0(args.ebn0_db)
     if isinstance(ebn0, tuple):
         raise cli.UsageError(f"--ebn0-db: --method {args.method} trains at one Eb/N0, got the range {args.ebn0_db!r}")
-    try:
-        cfg = precoder.PrecoderConfig(
-            M=args.M, N=args.subchannels, architecture="mpa" if args.method == "mpa-tandem" else "plain",
-            L=args.features, hidden=cli.parse_widths(args.encoder_hidden, "--encoder-hidden")
-            if args.encoder_hidden else None,
-            decoder_hidden=cli.parse_widths(args.decoder_hidden, "--decoder-hidden") if args.decoder_hidden else None,
-            beta=args.mpa_beta, steps=args.mpa_steps, damping=args.mpa_damping, train_family=args.family,
-            ebn0_db=ebn0)
-    except ValueError as e:
-        raise cli.UsageError(str(e).replace("beta ", "--mpa-beta ").replace("damping ", "--mpa-damping ")) from None
+    cfg = precoder.PrecoderConfig(
+        M=args.M, N=args.subchannels, architecture="mpa" if args.method == "mpa-tandem" else "plain",
+        L=args.features,
+        hidden=cli.parse_widths(args.encoder_hidden, "--encoder-hidden") if args.encoder_hidden else None,
+        decoder_hidden=cli.parse_widths(args.decoder_hidden, "--decoder-hidden") if args.decoder_hidden else None,
+        beta=args.mpa_beta, steps=args.mpa_steps, damping=args.mpa_damping, train_family=args.family, ebn0_db=ebn0)
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
@@ -159,8 +158,9 @@ def _load(path, option, architecture):
     except (checkpoint.CheckpointError, OSError) as e:
         raise cli.UsageError(f"{option}: {e}") from None
     if cfg.architecture != architecture:
+        method = "mpa-tandem" if architecture == "mpa" else "mpa-plain"
         raise cli.UsageError(f"{option} {path} is a '{cfg.architecture}' precoder; {option} needs "
-                             f"'{architecture}' (train --method {'mpa-tandem' if architecture == 'mpa' else 'mpa-plain'})")
+                             f"'{architecture}' (train --method {method})")
     return cfg, enc, dec
 
 
