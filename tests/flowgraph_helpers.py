@@ -12,6 +12,10 @@ post_at(dtype, at_item, target, port, messages): a pass-through block that
     at_item items, and handles the messages before its next work() call, so
     they act after that point, and at most a buffer later. A finite
     flowgraph so tests a mid-run message without polling a clock.
+call_at(dtype, at_item, fn): a pass-through block that calls fn() once when
+    item `at_item` passes (a setter mid-stream, without polling a clock).
+compile_examples(root, names): an examples/ folder under root holding the
+    scripts grcc generates from the repository's examples/NAME.grc.
 run_gui_offscreen(script, kwargs, result, ...): a generated QT flowgraph run
     headless in a fresh process; returns a JSON value read from its top block.
 """
@@ -72,6 +76,31 @@ class sample_faults(gr.basic_block):
         written = self.nitems_written(0)
         for t in self.get_tags_in_window(0, lo, hi):
             self.add_item_tag(0, written + t.offset - start, t.key, t.value, t.srcid)
+
+
+class call_at(gr.sync_block):
+    def __init__(self, dtype, at_item, fn):
+        gr.sync_block.__init__(self, name="call_at", in_sig=[dtype], out_sig=[dtype])
+        self._at, self._fn, self.called = int(at_item), fn, False
+
+    def work(self, input_items, output_items):
+        k = len(output_items[0])
+        output_items[0][:] = input_items[0][:k]
+        start = self.nitems_read(0)
+        if not self.called and start <= self._at < start + k:
+            self._fn()
+            self.called = True
+        return k
+
+
+def compile_examples(root, names):
+    """root/examples/ with the scripts grcc writes from the repository's examples/NAME (each a .grc); returns root."""
+    repo_examples = pathlib.Path(__file__).resolve().parents[1] / "examples"
+    (root / "examples").mkdir(exist_ok=True)
+    for name in names:
+        subprocess.run(["grcc", "-o", str(root / "examples"), str(repo_examples / name)],
+                       check=True, capture_output=True, timeout=100)
+    return root
 
 
 class post_at(gr.sync_block):

@@ -18,12 +18,11 @@ import pytest
 import torch
 from gnuradio import blocks, digital, e2e, gr
 
-from flowgraph_helpers import run_gui_offscreen
+from flowgraph_helpers import compile_examples, run_gui_offscreen
 from gnuradio.e2e.core import attacks, baselines, channels, prng, snr, theory
 from gnuradio.e2e.core.models import complex_to_real, decide
 from gnuradio.e2e.core.perturbation import PerturbationConfig, save_perturbation
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIDENCE = 0.999
 
 
@@ -58,12 +57,8 @@ EBN0_DB, PSR_DB = 8.0, -6.0
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory, tiny_link):
     """A folder laid out as the gr-e2e checkout: examples/ with the generated scripts, runs/adversarial/ empty."""
-    root = tmp_path_factory.mktemp("checkout")
-    (root / "examples").mkdir()
-    for name in ("adversarial_attack_headless.grc", "adversarial_attack.grc"):
-        subprocess.run(["grcc", "-o", str(root / "examples"), str(ROOT / "examples" / name)],
-                       check=True, capture_output=True, timeout=100)
-    return root
+    return compile_examples(tmp_path_factory.mktemp("checkout"),
+                            ("adversarial_attack_headless.grc", "adversarial_attack.grc"))
 
 
 def write_attack_files(root, tiny_link):

@@ -13,7 +13,7 @@ import pytest
 import torch
 from gnuradio import blocks, e2e, gr
 
-from flowgraph_helpers import post_at
+from flowgraph_helpers import call_at, post_at
 from gnuradio.e2e.adversarial_source import parse_enable_message, require_attack_files
 from gnuradio.e2e.core import adversary, attacks, channels, checkpoint, prng, theory
 from gnuradio.e2e.core.models import complex_to_real, decide
@@ -21,23 +21,6 @@ from gnuradio.e2e.core.perturbation import PerturbationConfig, save_perturbation
 
 M, N = 16, 7
 PSR_DB = -6.0
-
-
-class call_at(gr.sync_block):
-    """Pass-through that calls fn() once when item at_item passes (a setter mid-stream)."""
-
-    def __init__(self, at_item, fn):
-        gr.sync_block.__init__(self, name="call_at", in_sig=[np.complex64], out_sig=[np.complex64])
-        self._at, self._fn, self.called = int(at_item), fn, False
-
-    def work(self, input_items, output_items):
-        k = len(output_items[0])
-        output_items[0][:] = input_items[0][:k]
-        start = self.nitems_read(0)
-        if not self.called and start <= self._at < start + k:
-            self._fn()
-            self.called = True
-        return k
 
 
 def bounded(block, items=1024):
@@ -242,7 +225,7 @@ def test_set_psr_db_while_running_rescales_exactly(universal_file, tiny_link, re
     _, x = transmitted(tiny_link.encoder, 20000)
     adv = e2e.adversarial_source("universal", path, M, N, psr_db=-6.0)
     log = record_logs(adv)
-    switch = call_at(7 * 5000, lambda: adv.set_psr_db(0.0))
+    switch = call_at(np.complex64, 7 * 5000, lambda: adv.set_psr_db(0.0))
     e = energies(run(bounded(adv), x, switch, max_items=700))
     before, after = attacks.budget(-6.0, N), attacks.budget(0.0, N)
     first = int(np.argmax(np.abs(e - after) < 1e-4))
@@ -261,8 +244,8 @@ def test_set_mode_switches_between_the_loaded_attack_jamming_and_off(universal_f
     path, p = universal_file
     adv = e2e.adversarial_source("universal", path, M, N)
     _, x = transmitted(tiny_link.encoder, 30000)
-    to_jamming = call_at(7 * 10000, lambda: adv.set_mode("jamming"))
-    to_off = call_at(7 * 20000, lambda: adv.set_mode("off"))
+    to_jamming = call_at(np.complex64, 7 * 10000, lambda: adv.set_mode("jamming"))
+    to_off = call_at(np.complex64, 7 * 20000, lambda: adv.set_mode("off"))
     rows = run(bounded(adv), x, bounded(to_jamming), to_off, max_items=700).reshape(-1, N)
     assert np.allclose(rows[:9000], p, atol=1e-6)
     assert not np.any(np.all(np.isclose(rows[11000:19000], p, atol=1e-6), axis=1))  # jamming, not p

@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from flowgraph_helpers import run_gui_offscreen
+from flowgraph_helpers import compile_examples, run_gui_offscreen
 from gnuradio.e2e.core import channel_gan, channels, prng, snr, theory
 from gnuradio.e2e.core.models import complex_to_real, decide
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIDENCE = 0.999
 EBN0_DB = 5.0
 
@@ -28,12 +27,8 @@ EBN0_DB = 5.0
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory):
     """A folder laid out as the gr-e2e checkout: examples/ with the generated scripts, runs/ empty."""
-    root = tmp_path_factory.mktemp("checkout")
-    (root / "examples").mkdir()
-    for name in ("learned_channel_headless.grc", "learned_channel.grc"):
-        subprocess.run(["grcc", "-o", str(root / "examples"), str(ROOT / "examples" / name)],
-                       check=True, capture_output=True, timeout=100)
-    return root
+    return compile_examples(tmp_path_factory.mktemp("checkout"),
+                            ("learned_channel_headless.grc", "learned_channel.grc"))
 
 
 def write_files(root, tiny_link):

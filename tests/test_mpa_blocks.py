@@ -15,12 +15,11 @@ import pytest
 import torch
 from gnuradio import blocks, e2e, gr
 
-from flowgraph_helpers import post_at, run_gui_offscreen
+from flowgraph_helpers import call_at, compile_examples, post_at, run_gui_offscreen
 from gnuradio.e2e.core import checkpoint, mpa, prng, subchannels, theory
 from gnuradio.e2e.mpa_precoder import csi_pmt
 from gnuradio.e2e.subchannel_fading import CHUNK_MESSAGES, realisation_gains, unit_noise
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 M, N = 16, 8
 EBN0_DB = 8.0
 
@@ -312,7 +311,7 @@ def test_fading_without_noise_is_h_times_x_and_the_family_switches_at_a_realisat
     ch = e2e.subchannel_fading(N, family="train", coherence=2000, noise=False, seed=5)
     logs = record_logs(ch)
     assert ch.set_family("nope") is False and len(logs.of("error")) == 1
-    switcher = _call_at(np.complex64, 3000 * N, lambda: ch.set_family("deep_fade"))
+    switcher = call_at(np.complex64, 3000 * N, lambda: ch.set_family("deep_fade"))
     snk = blocks.vector_sink_c()
     tb.connect(src, ch, switcher, snk)
     tb.run()
@@ -341,23 +340,6 @@ def test_fading_construction_checks():
         e2e.subchannel_fading(N, coherence=0)
     with pytest.raises(ValueError, match="seed"):
         e2e.subchannel_fading(N, seed=-1)
-
-
-class _call_at(gr.sync_block):
-    """Pass-through that calls fn() once when item at_item passes."""
-
-    def __init__(self, dtype, at_item, fn):
-        gr.sync_block.__init__(self, name="call_at", in_sig=[dtype], out_sig=[dtype])
-        self._at, self._fn, self.called = int(at_item), fn, False
-
-    def work(self, input_items, output_items):
-        k = len(output_items[0])
-        output_items[0][:] = input_items[0][:k]
-        start = self.nitems_read(0)
-        if not self.called and start <= self._at < start + k:
-            self._fn()
-            self.called = True
-        return k
 
 
 # --- csi_decoder ----------------------------------------------------------------------------------
@@ -442,12 +424,7 @@ CONFIDENCE = 0.999
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory):
     """A folder laid out as the gr-e2e checkout: examples/ with the generated scripts, runs/ empty."""
-    root = tmp_path_factory.mktemp("checkout")
-    (root / "examples").mkdir()
-    for name in ("mpa_fading_headless.grc", "mpa_fading.grc"):
-        subprocess.run(["grcc", "-o", str(root / "examples"), str(ROOT / "examples" / name)],
-                       check=True, capture_output=True, timeout=100)
-    return root
+    return compile_examples(tmp_path_factory.mktemp("checkout"), ("mpa_fading_headless.grc", "mpa_fading.grc"))
 
 
 def run_headless(root, cwd, *args):
